@@ -1,0 +1,47 @@
+# One list of commands for people and CI (.ci/run calls these targets).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KAFKA_PORT ?= 9092
+PYTEST_ARGS ?=
+
+.PHONY: install test test-unit lint format demo bench kafka-up kafka-down clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed  ## virtual env with the package and its test tools
+
+test: install  ## every test; starts its own Kafka broker (or uses $$KAFKA_BOOTSTRAP_SERVERS)
+	$(PY) -m worker.kafka.localbroker fetch
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install  ## the fast tier: no broker, no subprocess
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: install  ## the quality gates CI runs
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict worker
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+demo: install  ## the one-command demo (issue #6: not built yet)
+	@echo "make demo is not built yet (issue #6); today: make kafka-up, then marketo-worker sandbox" && exit 1
+
+bench: install  ## the benchmark (issue #8: not built yet)
+	@echo "make bench is not built yet (issue #8)" && exit 1
+
+kafka-up: install  ## a local Kafka broker in the background on 127.0.0.1:$(KAFKA_PORT)
+	$(PY) -m worker.kafka.localbroker up --port $(KAFKA_PORT)
+
+kafka-down:  ## stop the broker kafka-up started
+	$(PY) -m worker.kafka.localbroker down
+
+clean:
+	rm -rf .kafka/run .pytest_cache .mypy_cache .ruff_cache .hypothesis

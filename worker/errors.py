@@ -1,0 +1,82 @@
+"""The worker's whole exception hierarchy; each docstring says when it is raised."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class WorkerError(Exception):
+    """Root of every error the worker raises on purpose."""
+
+
+class ConfigError(WorkerError):
+    """Configuration is invalid at start-up; the process exits before consuming anything."""
+
+
+class RuleError(ConfigError):
+    """An audience rule does not parse or uses an unknown name; `column` is 1-based."""
+
+    def __init__(self, message: str, *, rule: str, column: int) -> None:
+        self.rule = rule
+        self.column = column
+        pointer = " " * (column - 1) + "^"
+        super().__init__(f"{message} at column {column}\n  {rule}\n  {pointer}")
+
+
+class PoisonMessage(WorkerError):
+    """An input record fails decoding or validation; `kind` is a small closed set of reasons."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class Backpressure(WorkerError):
+    """Marketo refuses work for now; the loop pauses partitions and keeps its buffers."""
+
+    def __init__(self, retry_after_s: float, reason: str) -> None:
+        self.retry_after_s = retry_after_s
+        self.reason = reason
+        super().__init__(f"{reason}: retry after {retry_after_s:.1f} s")
+
+
+class MarketoError(WorkerError):
+    """A Marketo call failed as a whole; `code` is Marketo's error code or the HTTP status."""
+
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(f"Marketo {code}: {message}")
+
+
+class TokenExpired(MarketoError):
+    """601/602: the access token is invalid or expired; retry after one re-authentication."""
+
+    retriable = True
+
+
+class RateLimited(MarketoError):
+    """606/615: rate window or concurrency exceeded; retry after backing off."""
+
+    retriable = True
+
+
+class QuotaExhausted(MarketoError):
+    """607: the daily quota is spent; work waits for the reset."""
+
+    retriable = True
+
+
+class MarketoUnavailable(MarketoError):
+    """HTTP 5xx, a timeout, or 604/608/611/713: Marketo is unwell; retry with backoff."""
+
+    retriable = True
+
+
+class RequestRejected(MarketoError):
+    """Any other request-level error: not retriable (a bug, bad credentials or configuration)."""
+
+
+class LocalBrokerError(WorkerError):
+    """The local development broker cannot be fetched or started; the message names the fix."""
