@@ -1,0 +1,178 @@
+"""Every response shape validates against Adobe's Swagger specs, allowing only documented quirks.
+
+The quirks are listed in spec_quirks.py (API.md §3, §5.1, §11).
+"""
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.sandbox.conftest import Api, StartSandbox, assert_matches_spec
+from worker.sandbox.gate import LimitConfig
+
+pytestmark = pytest.mark.integration
+
+MAPI, ASSET, IDENTITY = "swagger-mapi.json", "swagger-asset.json", "swagger-identity.json"
+
+
+@pytest.fixture
+async def populated(start_sandbox: StartSandbox) -> Api:
+    """A sandbox with two leads, one list holding the first, limits off."""
+    api = await start_sandbox(limits=LimitConfig(calls_per_window=0, concurrency=0, daily_quota=0))
+    await api.sync({"email": "s1@example.com", "firstName": "S"}, {"email": "s2@example.com"})
+    list_id = await api.create_list("Schema")
+    await api.post(f"/rest/v1/lists/{list_id}/leads.json", {"input": [{"id": 1}]})
+    return api
+
+
+CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
+    (
+        "sync",
+        MAPI,
+        "ResponseOfLead",
+        "POST /rest/v1/leads.json",
+        {"json": {"input": [{"email": "n@example.com"}, {"bogus": 1}]}},
+    ),
+    (
+        "filter",
+        MAPI,
+        "ResponseOfLead",
+        "GET /rest/v1/leads.json",
+        {
+            "params": {
+                "filterType": "email",
+                "filterValues": "s1@example.com,s2@example.com",
+                "batchSize": "1",
+            }
+        },
+    ),
+    ("by id", MAPI, "ResponseOfLead", "GET /rest/v1/lead/1.json", {}),
+    (
+        "delete",
+        MAPI,
+        "ResponseOfLead",
+        "POST /rest/v1/leads/delete.json",
+        {"json": {"input": [{"id": 2}, {"id": 99}]}},
+    ),
+    ("describe", MAPI, "ResponseOfLeadAttribute", "GET /rest/v1/leads/describe.json", {}),
+    ("describe2", MAPI, "ResponseOfLeadAttribute2", "GET /rest/v1/leads/describe2.json", {}),
+    ("lists", MAPI, "ResponseOfStaticList", "GET /rest/v1/lists.json", {}),
+    ("list", MAPI, "ResponseOfStaticList", "GET /rest/v1/lists/1001.json", {}),
+    (
+        "add",
+        MAPI,
+        "ResponseOfListOperationOutputData",
+        "POST /rest/v1/lists/1001/leads.json",
+        {"params": {"id": "2,99"}},
+    ),
+    (
+        "remove",
+        MAPI,
+        "ResponseOfListOperationOutputData",
+        "DELETE /rest/v1/lists/1001/leads.json",
+        {"params": {"id": "1,2,99"}},
+    ),
+    (
+        "ismember",
+        MAPI,
+        "ResponseOfListOperationOutputData",
+        "GET /rest/v1/lists/1001/leads/ismember.json",
+        {"params": {"id": "1,99"}},
+    ),
+    (
+        "members",
+        MAPI,
+        "ResponseOfLead",
+        "GET /rest/v1/lists/1001/leads.json",
+        {"params": {"batchSize": "1"}},
+    ),
+    ("usage", MAPI, "ResponseOfUsageData", "GET /rest/v1/stats/usage.json", {}),
+    ("errors", MAPI, "ResponseOfErrorsData", "GET /rest/v1/stats/errors.json", {}),
+    ("failure", MAPI, "ResponseOfLead", "GET /rest/v1/lists/5/leads.json", {}),
+    (
+        "create",
+        ASSET,
+        "ResponseOfStaticListResponse",
+        "POST /rest/asset/v1/staticLists.json",
+        {"data": {"name": "Another", "folder": json.dumps({"id": 12, "type": "Folder"})}},
+    ),
+    (
+        "by name",
+        ASSET,
+        "ResponseOfStaticListResponse",
+        "GET /rest/asset/v1/staticList/byName.json",
+        {"params": {"name": "Schema"}},
+    ),
+    (
+        "by name missing",
+        ASSET,
+        "ResponseOfStaticListResponse",
+        "GET /rest/asset/v1/staticList/byName.json",
+        {"params": {"name": "none"}},
+    ),
+    (
+        "asset by id",
+        ASSET,
+        "ResponseOfStaticListResponse",
+        "GET /rest/asset/v1/staticList/1001.json",
+        {},
+    ),
+    ("browse", ASSET, "ResponseOfStaticListResponse", "GET /rest/asset/v1/staticLists.json", {}),
+    (
+        "asset failure",
+        ASSET,
+        "ResponseOfStaticListResponse",
+        "POST /rest/asset/v1/staticLists.json",
+        {"data": {"name": "NoFolder"}},
+    ),
+    (
+        "asset delete",
+        ASSET,
+        "ResponseOfIdResponse",
+        "POST /rest/asset/v1/staticList/1001/delete.json",
+        {},
+    ),
+    (
+        "folder by name",
+        ASSET,
+        "ResponseOfFolderResponse",
+        "GET /rest/asset/v1/folder/byName.json",
+        {"params": {"name": "Group Lists"}},
+    ),
+    (
+        "folders",
+        ASSET,
+        "ResponseOfFolderResponse",
+        "GET /rest/asset/v1/folders.json",
+        {"params": {"maxReturn": "200"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec_name", "definition", "request_line", "kwargs"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+async def test_response_matches_swagger_schema(
+    populated: Api, spec_name: str, definition: str, request_line: str, kwargs: dict[str, Any]
+) -> None:
+    """The response body validates against its Swagger definition."""
+    method, path = request_line.split(" ")
+    answer = await populated.call(method, path, **kwargs)
+    assert answer.status == 200
+    assert_matches_spec(spec_name, definition, answer.body)
+
+
+async def test_token_response_matches_identity_schema(api: Api) -> None:
+    """The token response validates against ResponseOfIdentity."""
+    answer = await api.identity("test-client", "test-secret")
+    assert_matches_spec(IDENTITY, "ResponseOfIdentity", answer.body)
+
+
+async def test_schema_check_catches_a_wrong_type() -> None:
+    """The validator is live: a numeric error code (instead of a string) is rejected."""
+    bad = {"requestId": "1#2", "success": False, "errors": [{"code": 601, "message": "x"}]}
+    with pytest.raises(Exception, match="is not of type 'string'"):
+        assert_matches_spec(MAPI, "ResponseOfLead", bad)
