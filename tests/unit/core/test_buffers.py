@@ -1,0 +1,70 @@
+"""Coalescing buffers: last write wins per key, and a key is never in two calls at once."""
+
+from __future__ import annotations
+
+from worker.core.buffers import CoalescingBuffer
+from worker.core.ledger import Hold
+
+
+def hold(offset: int) -> Hold:
+    return Hold(0, offset, 1)
+
+
+def test_a_newer_value_replaces_the_pending_one_and_frees_its_hold() -> None:
+    """Last write wins; the replaced entry's hold is returned for release."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    assert buffer.put("p1", True, hold(1), now=0.0) is None
+    assert buffer.put("p1", False, hold(2), now=1.0) == hold(1)
+    assert buffer.pending("p1") is False
+    assert len(buffer) == 1
+
+
+def test_a_replaced_entry_keeps_its_age() -> None:
+    """Linger counts from the first buffering, so a busy key cannot delay its flush forever."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    buffer.put("p1", True, hold(1), now=5.0)
+    buffer.put("p1", False, hold(2), now=9.0)
+    assert buffer.oldest_since() == 5.0
+
+
+def test_take_moves_oldest_first_up_to_the_limit() -> None:
+    """A call takes the oldest entries first and no more than asked."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    for i in range(5):
+        buffer.put(f"p{i}", True, hold(i), now=float(i))
+    taken = buffer.take(3)
+    assert [t.key for t in taken] == ["p0", "p1", "p2"]
+    assert len(buffer) == 2
+
+
+def test_a_key_in_flight_is_not_taken_again() -> None:
+    """A newer value for a key whose call is in flight waits for that call to finish."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    buffer.put("p1", True, hold(1), now=0.0)
+    buffer.take(10)
+    buffer.put("p1", False, hold(2), now=1.0)
+    assert buffer.take(10) == []
+    buffer.finish(["p1"])
+    assert [t.key for t in buffer.take(10)] == ["p1"]
+
+
+def test_give_back_keeps_a_newer_value_and_returns_the_old_hold() -> None:
+    """A failed call's entry is retried unless a newer value arrived meanwhile."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    buffer.put("p1", True, hold(1), now=0.0)
+    buffer.put("p2", True, hold(2), now=0.0)
+    taken = buffer.take(10)
+    buffer.put("p1", False, hold(3), now=1.0)
+    superseded = buffer.give_back(taken)
+    assert superseded == [hold(1)]
+    assert buffer.pending("p1") is False
+    assert buffer.pending("p2") is True
+
+
+def test_cancel_removes_the_entry_and_returns_its_hold() -> None:
+    """Cancelling drops the pending entry so no call is made for it."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    buffer.put("p1", True, hold(1), now=0.0)
+    assert buffer.cancel("p1") == hold(1)
+    assert len(buffer) == 0
+    assert buffer.take(10) == []

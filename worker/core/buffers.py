@@ -1,0 +1,110 @@
+"""Coalescing buffers (DESIGN §3.3): last write wins per key; a key is never in two calls at once.
+
+One buffer per list (key: profile, value: the op) and one lead-sync buffer shared by all lists
+(key: email). Pure: the caller passes `now` and keeps the ledger holds the entries carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from worker.core.ledger import Hold
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass(slots=True)
+class Entry(Generic[V]):
+    """A buffered change: its value, the offset hold it carries, and when it was first buffered."""
+
+    value: V
+    hold: Hold | None
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class Taken(Generic[K, V]):
+    """One entry taken for a call; it stays in flight until `finish`."""
+
+    key: K
+    entry: Entry[V]
+
+
+class CoalescingBuffer(Generic[K, V]):
+    """Pending entries per key, plus the keys whose call is in flight."""
+
+    def __init__(self) -> None:
+        self._pending: dict[K, Entry[V]] = {}  # insertion order = age order (updates keep place)
+        self._in_flight: dict[K, V] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def pending(self, key: K) -> V | None:
+        """Return the value buffered for `key`, if any."""
+        entry = self._pending.get(key)
+        return None if entry is None else entry.value
+
+    def in_flight(self, key: K) -> V | None:
+        """Return the value of the call in flight for `key`, if any."""
+        return self._in_flight.get(key)
+
+    def put(self, key: K, value: V, hold: Hold | None, now: float) -> Hold | None:
+        """Buffer `value` for `key`, replacing a pending one; return the replaced entry's hold."""
+        entry = self._pending.get(key)
+        if entry is None:
+            self._pending[key] = Entry(value, hold, now)
+            return None
+        replaced, entry.value, entry.hold = entry.hold, value, hold  # keeps its age and place
+        return replaced
+
+    def cancel(self, key: K) -> Hold | None:
+        """Drop the pending entry for `key` (e.g. enter then exit before a flush)."""
+        entry = self._pending.pop(key, None)
+        return None if entry is None else entry.hold
+
+    def oldest_since(self) -> float | None:
+        """Return when the oldest pending entry was buffered."""
+        for entry in self._pending.values():
+            return entry.since
+        return None
+
+    def take(
+        self, limit: int, eligible: Callable[[K, V], bool] = lambda _k, _v: True
+    ) -> list[Taken[K, V]]:
+        """Move up to `limit` eligible pending entries, oldest first, to in flight."""
+        taken: list[Taken[K, V]] = []
+        for key, entry in self._pending.items():
+            if len(taken) >= limit:
+                break
+            if key not in self._in_flight and eligible(key, entry.value):
+                taken.append(Taken(key, entry))
+        for item in taken:
+            del self._pending[item.key]
+            self._in_flight[item.key] = item.entry.value
+        return taken
+
+    def finish(self, keys: Iterable[K]) -> None:
+        """Mark the calls for `keys` as done (acknowledged, rejected or abandoned)."""
+        for key in keys:
+            self._in_flight.pop(key, None)
+
+    def give_back(self, taken: Iterable[Taken[K, V]]) -> list[Hold | None]:
+        """Return a failed call's entries for a later retry; return the holds of those that a
+        newer value superseded meanwhile (the caller releases them)."""
+        superseded: list[Hold | None] = []
+        for item in taken:
+            self._in_flight.pop(item.key, None)
+            if item.key in self._pending:
+                superseded.append(item.entry.hold)
+            else:
+                self._pending[item.key] = item.entry
+        return superseded
+
+    def drop(self, should_drop: Callable[[Entry[V]], bool]) -> list[Hold | None]:
+        """Remove pending entries that match (revoked partitions); return their holds."""
+        doomed = [key for key, entry in self._pending.items() if should_drop(entry)]
+        return [self._pending.pop(key).hold for key in doomed]

@@ -1,0 +1,28 @@
+"""Identifiers and small value types shared by the core: named so signatures say what they carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NewType
+
+ProfileId = NewType("ProfileId", str)
+AudienceId = NewType("AudienceId", str)
+ListId = NewType("ListId", int)
+LeadId = NewType("LeadId", int)
+
+
+class Op(StrEnum):
+    """A membership change sent to Marketo."""
+
+    ADD = "add"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a record was read: its topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int

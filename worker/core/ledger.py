@@ -1,0 +1,98 @@
+"""The offset ledger: which input offsets may be committed (DESIGN §3.2). Pure: no I/O.
+
+A partition's committable offset is the lowest offset still held by an unflushed change, or the
+next offset after the last record read when nothing is held. Holds carry the partition's
+assignment epoch, so a late release for a revoked (or re-assigned) partition is ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One unflushed change's claim on an input offset."""
+
+    partition: int
+    offset: int
+    epoch: int
+
+
+@dataclass(slots=True)
+class _Partition:
+    epoch: int
+    next_offset: int | None = None  # after the last record read; None until one is read
+    committed: int | None = None
+    held: dict[int, int] = field(default_factory=dict)  # offset -> number of holds
+
+
+class OffsetLedger:
+    """Per-partition watermark of fully flushed offsets."""
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, _Partition] = {}
+        self._epochs = 0
+
+    def assign(self, partition: int) -> int:
+        """Start tracking a newly assigned partition; return its assignment epoch."""
+        self._epochs += 1
+        self._partitions[partition] = _Partition(epoch=self._epochs)
+        return self._epochs
+
+    def revoke(self, partition: int) -> None:
+        """Forget a partition: its holds die with it (the new owner re-reads them)."""
+        self._partitions.pop(partition, None)
+
+    def epoch(self, partition: int) -> int | None:
+        """Return the partition's current assignment epoch, or None if it is not assigned."""
+        state = self._partitions.get(partition)
+        return None if state is None else state.epoch
+
+    def read(self, partition: int, offset: int) -> None:
+        """Record that `offset` was read: without holds it is done once processed."""
+        state = self._partitions.get(partition)
+        if state is not None:
+            state.next_offset = offset + 1
+
+    def hold(self, partition: int, offset: int) -> Hold | None:
+        """Keep `offset` from being committed until the returned hold is released."""
+        state = self._partitions.get(partition)
+        if state is None:
+            return None
+        state.held[offset] = state.held.get(offset, 0) + 1
+        return Hold(partition, offset, state.epoch)
+
+    def release(self, hold: Hold | None) -> None:
+        """Drop a hold; a hold from an earlier assignment of the partition is ignored."""
+        if hold is None:
+            return
+        state = self._partitions.get(hold.partition)
+        if state is None or state.epoch != hold.epoch:
+            return
+        count = state.held.get(hold.offset, 0)
+        if count <= 1:
+            state.held.pop(hold.offset, None)
+        else:
+            state.held[hold.offset] = count - 1
+
+    def committable(self) -> dict[int, int]:
+        """Return, per partition, the offset to commit when it moved past the last commit."""
+        due: dict[int, int] = {}
+        for partition, state in self._partitions.items():
+            if state.next_offset is None:
+                continue
+            offset = min(state.held) if state.held else state.next_offset
+            if state.committed is None or offset > state.committed:
+                due[partition] = offset
+        return due
+
+    def committed(self, partition: int, offset: int) -> None:
+        """Record a successful commit, so the same offset is not committed again."""
+        state = self._partitions.get(partition)
+        if state is not None and (state.committed is None or offset > state.committed):
+            state.committed = offset
+
+    def held_count(self) -> int:
+        """Return how many holds are outstanding over all partitions."""
+        return sum(sum(state.held.values()) for state in self._partitions.values())

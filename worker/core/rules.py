@@ -1,0 +1,335 @@
+"""Audience rules (DESIGN §2.3): parse a rule once into closures, then match profiles fast.
+
+Pure: no I/O. User text is parsed with `ast` and walked against an allow-list; it is never
+evaluated. Logic is three-valued: a null or a type mismatch makes a test unknown (None), `not`
+keeps unknown unknown, and a rule matches only when it is definitely true.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from worker.core import rule_values as rv
+from worker.core.rule_values import JsonValue
+from worker.errors import RuleError
+
+__all__ = ["JsonValue", "Rule", "compile_rule"]
+
+Attributes: TypeAlias = Mapping[str, object]
+ValueFn: TypeAlias = Callable[[Attributes, int], object]
+TruthFn: TypeAlias = Callable[[Attributes, int], bool | None]
+
+# Deeper rules are surely mistakes, and the bound keeps evaluation far from the recursion limit.
+_MAX_DEPTH = 50
+_NAMED_LITERALS: dict[str, JsonValue] = {"true": True, "false": False, "null": None}
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_UNPARSABLE = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates
+_TESTS: dict[type[ast.cmpop], rv.Test] = {
+    ast.Eq: rv.eq,
+    ast.NotEq: rv.ne,
+    ast.Lt: rv.lt,
+    ast.LtE: rv.le,
+    ast.Gt: rv.gt,
+    ast.GtE: rv.ge,
+    ast.In: rv.is_in,
+    ast.NotIn: rv.is_not_in,
+}
+_KNOWN = ", ".join(sorted([*rv.UNARY_FUNCTIONS, *rv.BINARY_FUNCTIONS]))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A compiled audience rule; `paths` are every attribute path it reads."""
+
+    text: str
+    paths: frozenset[str]
+    _truth: TruthFn = field(repr=False, compare=False)
+
+    def evaluate(self, attributes: Attributes, ts_ms: int) -> bool | None:
+        """Return True, False, or None when a null or a type mismatch leaves it unknown."""
+        return self._truth(attributes, ts_ms)
+
+    def matches(self, attributes: Attributes, ts_ms: int) -> bool:
+        """Tell whether the profile is in the audience; never raises on JSON-like attributes."""
+        return self._truth(attributes, ts_ms) is True
+
+
+def compile_rule(text: str) -> Rule:
+    """Parse and compile `text`, or raise RuleError pointing at the offending column."""
+    source = _Source(text)
+    compiler = _Compiler(source)
+    truth = compiler.condition(source.parse())
+    return Rule(text=text, paths=frozenset(compiler.paths), _truth=truth)
+
+
+# --- closures ----------------------------------------------------------------------------------
+
+
+def _constant(value: JsonValue) -> ValueFn:
+    return lambda _a, _ts: value
+
+
+def _getter(parts: tuple[str, ...]) -> ValueFn:
+    head, rest = parts[0], parts[1:]
+    if not rest:
+        return lambda attributes, _ts: attributes.get(head)
+
+    def get(attributes: Attributes, _ts: int) -> object:
+        value = attributes.get(head)
+        for part in rest:
+            if not isinstance(value, Mapping):  # a path through a non-object is null
+                return None
+            value = value.get(part)
+        return value
+
+    return get
+
+
+def _as_truth(fn: ValueFn) -> TruthFn:
+    def truth(attributes: Attributes, ts_ms: int) -> bool | None:
+        value = fn(attributes, ts_ms)
+        return value if isinstance(value, bool) else None
+
+    return truth
+
+
+def _junction(parts: tuple[TruthFn, ...], *, decisive: bool) -> TruthFn:
+    """`and` (decisive False) or `or` (decisive True), in Kleene's three-valued logic."""
+
+    def test(attributes: Attributes, ts_ms: int) -> bool | None:
+        result: bool | None = not decisive
+        for part in parts:
+            value = part(attributes, ts_ms)
+            if value is decisive:
+                return decisive
+            if value is None:
+                result = None
+        return result
+
+    return test
+
+
+def _negate(fn: TruthFn) -> TruthFn:
+    def test(attributes: Attributes, ts_ms: int) -> bool | None:
+        value = fn(attributes, ts_ms)
+        return None if value is None else not value
+
+    return test
+
+
+def _null_test(fn: ValueFn, *, want_null: bool) -> TruthFn:
+    return lambda attributes, ts_ms: (fn(attributes, ts_ms) is None) is want_null
+
+
+def _pair(test: rv.Test, left: ValueFn, right: ValueFn) -> TruthFn:
+    return lambda attributes, ts_ms: test(left(attributes, ts_ms), right(attributes, ts_ms))
+
+
+def _pair_constant(test: rv.Test, left: ValueFn, right: JsonValue) -> TruthFn:
+    return lambda attributes, ts_ms: test(left(attributes, ts_ms), right)
+
+
+def _call(name: str, args: list[ValueFn]) -> ValueFn:
+    if name in rv.UNARY_FUNCTIONS:
+        unary, (arg,) = rv.UNARY_FUNCTIONS[name], args
+        return lambda attributes, ts_ms: unary(arg(attributes, ts_ms), ts_ms)
+    binary, (first, second) = rv.BINARY_FUNCTIONS[name], args
+    return lambda attributes, ts_ms: binary(first(attributes, ts_ms), second(attributes, ts_ms))
+
+
+# --- compiling: source text -> ast -> closures -------------------------------------------------
+
+_UNSUPPORTED: dict[type[ast.AST], str] = {
+    ast.BinOp: "arithmetic is not supported",
+    ast.UnaryOp: "arithmetic is not supported",
+    ast.Subscript: "subscripts are not supported",
+    ast.Lambda: "lambda is not supported",
+    ast.ListComp: "comprehensions are not supported",
+    ast.SetComp: "comprehensions are not supported",
+    ast.DictComp: "comprehensions are not supported",
+    ast.GeneratorExp: "comprehensions are not supported",
+    ast.NamedExpr: "assignment expressions (:=) are not supported",
+    ast.JoinedStr: "f-strings are not supported",
+    ast.IfExp: "conditional expressions are not supported",
+    ast.Tuple: "tuples are not supported (use a list)",
+    ast.Set: "sets are not supported (use a list)",
+    ast.Dict: "dicts are not supported",
+    ast.Constant: "only strings, numbers, booleans and null are literals",
+    ast.BoolOp: "a condition cannot be used as a value",
+    ast.Compare: "a condition cannot be used as a value",
+    ast.Name: "list elements must be literals",
+    ast.Attribute: "list elements must be literals",
+    ast.Call: "list elements must be literals",
+}
+
+
+class _Source:
+    """The rule text, parsed, with ast's byte offsets mapped back to 1-based character columns."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.body = text.lstrip()  # leading spaces would be an IndentationError for ast
+        self.lead = len(text) - len(self.body)
+        self.line_starts = [0, *(m.end() for m in _NEWLINE.finditer(self.body))]
+
+    def parse(self) -> ast.expr:
+        if not self.body.strip():
+            raise RuleError("empty rule", rule=self.text, column=1)
+        if bad := _UNPARSABLE.search(self.body):  # the parser rejects these without a position
+            column = self.lead + bad.start() + 1
+            raise RuleError("invalid character", rule=self.text, column=column)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # "\d" and the like: an error, whatever the host
+                tree = ast.parse(self.body, mode="eval")
+        except SyntaxError as exc:
+            raise RuleError(exc.msg, rule=self.text, column=self.syntax_column(exc)) from None
+        except (RecursionError, MemoryError):
+            raise RuleError("rule is nested too deeply", rule=self.text, column=1) from None
+        self.check_depth(tree.body)
+        return tree.body
+
+    def syntax_column(self, exc: SyntaxError) -> int:
+        if not exc.offset or exc.offset < 1:  # Python gives no offset when the rule ends early
+            return len(self.text.rstrip()) + 1
+        return self.column_of_char(exc.lineno or 1, exc.offset - 1)
+
+    def check_depth(self, root: ast.expr) -> None:
+        pending = [(root, 1)]
+        while pending:
+            node, depth = pending.pop()
+            if depth > _MAX_DEPTH:
+                raise self.error(node, "rule is nested too deeply")
+            kids = (k for k in ast.iter_child_nodes(node) if isinstance(k, ast.expr))
+            pending.extend((kid, depth + 1) for kid in kids)
+
+    def column_of_char(self, lineno: int, offset: int) -> int:
+        line = min(max(lineno, 1), len(self.line_starts)) - 1
+        return self.lead + self.line_starts[line] + max(offset, 0) + 1
+
+    def error(self, node: ast.expr | ast.keyword, message: str) -> RuleError:
+        start = self.line_starts[node.lineno - 1]
+        line = self.body[start:].encode()
+        chars = len(line[: node.col_offset].decode(errors="ignore"))  # ast counts UTF-8 bytes
+        return RuleError(message, rule=self.text, column=self.column_of_char(node.lineno, chars))
+
+
+class _Compiler:
+    """Walks the allow-listed ast into closures, collecting the attribute paths it reads."""
+
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+        self.paths: set[str] = set()
+
+    def condition(self, node: ast.expr) -> TruthFn:
+        if isinstance(node, ast.BoolOp):
+            parts = tuple(self.condition(value) for value in node.values)
+            return _junction(parts, decisive=isinstance(node.op, ast.Or))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return _negate(self.condition(node.operand))
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        fn = self.value(node)
+        if not _is_condition_like(node):
+            raise self.source.error(node, "expected a condition (comparison, predicate or boolean)")
+        return _as_truth(fn)
+
+    def compare(self, node: ast.Compare) -> TruthFn:
+        operands = [node.left, *node.comparators]
+        # A chain a < b < c means a < b and b < c, as in Python.
+        tests = tuple(self.pair(op, operands[i], operands[i + 1]) for i, op in enumerate(node.ops))
+        return tests[0] if len(tests) == 1 else _junction(tests, decisive=False)
+
+    def pair(self, op: ast.cmpop, left: ast.expr, right: ast.expr) -> TruthFn:
+        test = _TESTS.get(type(op))
+        if test is None:
+            raise self.source.error(right, "'is' is not supported (use == or !=)")
+        if test in (rv.eq, rv.ne) and (_is_null_literal(left) or _is_null_literal(right)):
+            # The one test that sees null: == null / != null ask whether the value is missing.
+            other = left if _is_null_literal(right) else right
+            return _null_test(self.value(other), want_null=test is rv.eq)
+        if _is_literal(right):
+            return _pair_constant(test, self.value(left), self.literal(right))
+        return _pair(test, self.value(left), self.value(right))
+
+    def value(self, node: ast.expr) -> ValueFn:
+        if _is_literal(node):
+            return _constant(self.literal(node))
+        if isinstance(node, ast.Name | ast.Attribute):
+            return _getter(self.path(node))
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        raise self.unsupported(node)
+
+    def literal(self, node: ast.expr) -> JsonValue:
+        if isinstance(node, ast.List):
+            return [self.literal(element) for element in node.elts]
+        if isinstance(node, ast.Name) and node.id in _NAMED_LITERALS:
+            return _NAMED_LITERALS[node.id]
+        if isinstance(node, ast.Constant) and rv.is_scalar(value := node.value):
+            return value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            operand = node.operand  # a signed number is a literal; any other sign is arithmetic
+            if isinstance(operand, ast.Constant) and rv.is_number(number := operand.value):
+                return -number if isinstance(node.op, ast.USub) else number
+        raise self.unsupported(node)
+
+    def path(self, node: ast.Name | ast.Attribute) -> tuple[str, ...]:
+        parts: list[str] = []
+        base: ast.expr = node
+        while isinstance(base, ast.Attribute):
+            parts.append(base.attr)
+            base = base.value
+        if not isinstance(base, ast.Name):
+            raise self.source.error(base, "'.' must follow an attribute name")
+        path = (base.id, *reversed(parts))
+        self.paths.add(".".join(path))
+        return path
+
+    def call(self, node: ast.Call) -> ValueFn:
+        if not isinstance(node.func, ast.Name):
+            raise self.source.error(node, "calls on attributes are not supported")
+        name = node.func.id
+        arity = 1 if name in rv.UNARY_FUNCTIONS else 2 if name in rv.BINARY_FUNCTIONS else 0
+        if not arity:
+            raise self.source.error(node, f"unknown function {name!r} (known: {_KNOWN})")
+        if node.keywords:
+            raise self.source.error(node.keywords[0], "keyword arguments are not supported")
+        if len(node.args) != arity:
+            s = "" if arity == 1 else "s"
+            message = f"{name}() takes {arity} argument{s}, got {len(node.args)}"
+            raise self.source.error(node, message)
+        return _call(name, [self.value(arg) for arg in node.args])
+
+    def unsupported(self, node: ast.expr) -> RuleError:
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return self.source.error(node, "a condition cannot be used as a value")
+        message = _UNSUPPORTED.get(type(node), f"unsupported syntax ({type(node).__name__})")
+        return self.source.error(node, message)
+
+
+def _is_null_literal(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Constant) and node.value is None) or (
+        isinstance(node, ast.Name) and node.id == "null"
+    )
+
+
+def _is_literal(node: ast.expr) -> bool:
+    named = isinstance(node, ast.Name) and node.id in _NAMED_LITERALS
+    return named or isinstance(node, ast.Constant | ast.List | ast.UnaryOp)
+
+
+def _is_condition_like(node: ast.expr) -> bool:
+    """Bare values usable as tests: boolean attributes, true/false, and predicate calls."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, bool)
+    if isinstance(node, ast.Name):
+        return node.id != "null"
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name) and node.func.id in rv.PREDICATES
+    return isinstance(node, ast.Attribute)
