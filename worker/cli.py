@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
+
+from worker.errors import ConfigError
 
 
 def _sandbox(argv: list[str]) -> int:
@@ -13,8 +16,62 @@ def _sandbox(argv: list[str]) -> int:
     return int(sandbox_cli.main(argv))
 
 
+def _validate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="marketo-worker validate", description="Check a configuration file (DESIGN §2.2)."
+    )
+    parser.add_argument("config", type=Path, help="the YAML configuration file")
+    parser.add_argument(
+        "--online", action="store_true", help="also check credentials and fields against Marketo"
+    )
+    args = parser.parse_args(argv)
+    # imported here so that other commands (the sandbox) do not pay for pydantic and the rules
+    from worker.settings import load_settings
+
+    try:
+        config = load_settings(args.config, require_credentials=args.online)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.online:
+        print(
+            "online checks (credentials, fields, folder, lists) are not implemented yet",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"config OK: {len(config.audiences)} audiences, {len(config.mapping)} mappings")
+    return 0
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="marketo-worker run", description="Run the worker until SIGTERM (DESIGN §3)."
+    )
+    parser.add_argument("config", type=Path, help="the YAML configuration file")
+    args = parser.parse_args(argv)
+    import asyncio
+
+    from worker import app
+    from worker.settings import load_settings
+    from worker.telemetry.logging import configure
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure(settings.telemetry.log_level, settings.telemetry.log_format)
+    try:
+        return asyncio.run(app.run(settings))
+    except ConfigError as exc:  # found at start-up against Kafka or Marketo
+        print(exc, file=sys.stderr)
+        return 2
+
+
 COMMANDS = {
+    "run": (_run, "run the worker: run CONFIG"),
     "sandbox": (_sandbox, "run the local Marketo sandbox (a stand-in Marketo REST API)"),
+    "validate": (_validate, "check a configuration file: validate CONFIG [--online]"),
 }
 
 

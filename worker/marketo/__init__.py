@@ -1,0 +1,1 @@
+"""Marketo REST edge: client, response parsing and the call limiter."""

@@ -1,0 +1,337 @@
+"""Marketo's JSON envelope: defensive msgspec models, per-record results, error classification.
+
+Pure: no aiohttp, no I/O. Fields the live API omits (errors, warnings, result) default to empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import msgspec
+
+from worker.core.ids import LeadId, ListId
+from worker.errors import (
+    MarketoError,
+    MarketoUnavailable,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    TokenExpired,
+)
+
+T = TypeVar("T")
+
+# API.md §7.2 and §2.5: request-level codes by what the client does about them.
+_TOKEN = frozenset({"601", "602"})
+_RATE = frozenset({"606", "615"})
+_QUOTA = frozenset({"607"})
+_UNAVAILABLE = frozenset({"502", "604", "608", "611", "614", "713", "719"})
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """An `errors[]` or `reasons[]` item; Marketo quotes codes, but an int is tolerated."""
+
+    code: str | int = ""
+    message: str = ""
+
+
+class LeadDbWarning(msgspec.Struct, frozen=True):
+    """A Lead Database warning; Asset API warnings are plain strings instead."""
+
+    code: str | int | None = None
+    message: str = ""
+
+
+class Envelope(msgspec.Struct, Generic[T], rename="camel"):
+    """The response envelope (API.md §3); `result` is None when absent."""
+
+    request_id: str | None = None
+    success: bool = False
+    errors: list[Problem] = []
+    warnings: list[str | LeadDbWarning] = []
+    result: list[T] | None = None
+    next_page_token: str | None = None
+    more_result: bool = False
+
+
+class RecordItem(msgspec.Struct, frozen=True):
+    """A per-record result of sync leads and list membership calls."""
+
+    id: int | None = None
+    status: str = ""
+    reasons: list[Problem] = []
+
+
+class FolderRef(msgspec.Struct, frozen=True):
+    """`{"id": 12, "type": "Folder"}` as the Asset API writes folder references."""
+
+    id: int
+    type: str = "Folder"
+
+
+class AssetList(msgspec.Struct, frozen=True):
+    """A static list as the Asset API renders it."""
+
+    id: int
+    name: str = ""
+    description: str | None = None
+    folder: FolderRef | None = None
+
+
+class AssetFolder(msgspec.Struct, frozen=True, rename="camel"):
+    """A folder as `folder/byName.json` renders it."""
+
+    id: int
+    name: str = ""
+    folder_type: str = ""
+    path: str = ""
+    is_system: bool = False
+    folder_id: FolderRef | None = None
+
+
+class Describe2Field(msgspec.Struct, frozen=True, rename="camel"):
+    """One field of describe2's `API Lead` object."""
+
+    name: str
+    data_type: str = ""
+    length: int | None = None
+    updateable: bool = False
+
+
+class Describe2(msgspec.Struct, frozen=True, rename="camel"):
+    """describe2's single `result[0]`."""
+
+    name: str = ""
+    searchable_fields: list[list[str]] = []
+    fields: list[Describe2Field] = []
+
+
+class RestName(msgspec.Struct, frozen=True, rename="camel"):
+    """describe's `rest` block: present only for fields usable over REST."""
+
+    name: str
+    read_only: bool = False
+
+
+class DescribeAttribute(msgspec.Struct, frozen=True, rename="camel"):
+    """One `LeadAttribute` of the superseded describe.json."""
+
+    data_type: str = ""
+    length: int | None = None
+    rest: RestName | None = None
+
+
+class UsageDay(msgspec.Struct, frozen=True):
+    """One day of `/rest/v1/stats/usage.json`."""
+
+    date: str = ""
+    total: int = 0
+
+
+class TokenReply(msgspec.Struct, frozen=True):
+    """The identity endpoint's answer (API.md §2.2); `expires_in` is the remaining lifetime."""
+
+    access_token: str
+    expires_in: float = 0.0
+
+
+class _Head(msgspec.Struct, rename="camel"):
+    """Just enough of any envelope to classify it; `result` is skipped unread."""
+
+    request_id: str | None = None
+    success: bool = False
+    errors: list[Problem] = []
+
+
+RECORDS = msgspec.json.Decoder(Envelope[RecordItem])
+ROWS = msgspec.json.Decoder(Envelope[dict[str, object]])
+ASSET_LISTS = msgspec.json.Decoder(Envelope[AssetList])
+FOLDERS = msgspec.json.Decoder(Envelope[AssetFolder])
+DESCRIBE2 = msgspec.json.Decoder(Envelope[Describe2])
+DESCRIBE = msgspec.json.Decoder(Envelope[DescribeAttribute])
+USAGE = msgspec.json.Decoder(Envelope[UsageDay])
+TOKEN = msgspec.json.Decoder(TokenReply)
+_HEAD = msgspec.json.Decoder(_Head)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """One record's outcome: created/updated/added/removed/skipped/memberof/notmemberof/deleted."""
+
+    status: str
+    lead_id: LeadId | None
+    reasons: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """A lead field from describe: REST name, Marketo data type, length, whether writable."""
+
+    name: str
+    data_type: str
+    length: int | None
+    updateable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    """An asset folder; `ref_type` ("Folder" or "Program") is what a folder reference needs."""
+
+    id: int
+    name: str
+    folder_type: str
+    path: str
+    is_system: bool
+    ref_type: str = "Folder"
+
+
+@dataclass(frozen=True, slots=True)
+class ListInfo:
+    """A static list object."""
+
+    id: ListId
+    name: str
+    folder_id: int | None
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A request-level failure and the requestId to quote to Marketo support."""
+
+    error: MarketoError
+    request_id: str | None
+
+
+def _code(raw: str | int) -> str:
+    return str(raw)
+
+
+def classify_status(http_status: int) -> MarketoError | None:
+    """Classify the HTTP status alone; None when the body decides (2xx)."""
+    code = f"http_{http_status}"
+    if 200 <= http_status < 300:
+        return None
+    if http_status == 429:
+        # API.md §1.4 CONFLICT: Marketo throttles with 606, but a proxy may send 429.
+        return RateLimited(code, "HTTP 429 Too Many Requests")
+    if http_status >= 500 or http_status == 408:
+        return MarketoUnavailable(code, f"HTTP {http_status}")
+    if http_status in (413, 414):
+        # The caller must split the batch (413) or the client must use _method=GET (414).
+        return RequestRejected(code, f"HTTP {http_status}: request too large, split it")
+    if 300 <= http_status < 400:
+        # Redirects are not followed: the Authorization header must not travel elsewhere.
+        return RequestRejected(code, f"HTTP {http_status}: redirected, check base_url")
+    if http_status == 401:
+        return RequestRejected(code, "HTTP 401: credentials refused")
+    if 400 <= http_status < 500:
+        return RequestRejected(code, f"HTTP {http_status}")
+    return MarketoUnavailable(code, f"unexpected HTTP {http_status}")
+
+
+def classify_code(code: str, message: str) -> MarketoError:
+    """Map one request-level `errors[]` code to the error the client acts on (API.md §7.2)."""
+    if code in _TOKEN:
+        return TokenExpired(code, message)
+    if code in _RATE:
+        return RateLimited(code, message)
+    if code in _QUOTA:
+        return QuotaExhausted(code, message)
+    if code in _UNAVAILABLE:
+        return MarketoUnavailable(code, message)
+    return RequestRejected(code, message)
+
+
+def _classify_failure(errors: list[Problem]) -> MarketoError:
+    if not errors:
+        # success:false without a code is not in any doc; retrying an idempotent call is safe.
+        return MarketoUnavailable("unknown", "success false without an error code")
+    first = errors[0]  # Marketo sends one error per failed request; the first decides.
+    return classify_code(_code(first.code), first.message)
+
+
+def classify(http_status: int, body: bytes) -> MarketoError | None:
+    """Return the error a reply stands for, or None when the request succeeded."""
+    error = classify_status(http_status)
+    if error is not None:
+        return error
+    try:
+        head = _HEAD.decode(body)
+    except msgspec.DecodeError:
+        return MarketoUnavailable("http_200", "response is not a Marketo envelope")
+    return None if head.success else _classify_failure(head.errors)
+
+
+def parse(
+    decoder: msgspec.json.Decoder[Envelope[T]], http_status: int, body: bytes
+) -> Envelope[T] | Failure:
+    """Decode a successful reply with `decoder`, or say why the request failed."""
+    error = classify_status(http_status)
+    if error is not None:
+        return Failure(error, None)
+    try:
+        envelope = decoder.decode(body)
+    except msgspec.DecodeError:
+        return _undecodable(body)
+    if not envelope.success:
+        return Failure(_classify_failure(envelope.errors), envelope.request_id)
+    return envelope
+
+
+def _undecodable(body: bytes) -> Failure:
+    """A 200 whose body does not fit: a proxy page (retry) or a result of an unknown shape."""
+    try:
+        head = _HEAD.decode(body)
+    except msgspec.DecodeError:
+        return Failure(MarketoUnavailable("http_200", "response is not a Marketo envelope"), None)
+    if not head.success:
+        return Failure(_classify_failure(head.errors), head.request_id)
+    # Deterministic: the same request would get the same shape, so retrying cannot help.
+    error = RequestRejected("unexpected_result", "result does not match the documented shape")
+    return Failure(error, head.request_id)
+
+
+def record_results(items: list[RecordItem]) -> list[RecordResult]:
+    """Per-record outcomes, in input order."""
+    return [
+        RecordResult(
+            item.status,
+            None if item.id is None else LeadId(item.id),
+            tuple([(_code(r.code), r.message) for r in item.reasons]) if item.reasons else (),
+        )
+        for item in items
+    ]
+
+
+def has_no_assets_warning(envelope: Envelope[T]) -> bool:
+    """Whether an Asset search answered "No assets found" (a success without `result`)."""
+    return any(isinstance(w, str) and w.startswith("No assets found") for w in envelope.warnings)
+
+
+def list_info(item: AssetList) -> ListInfo:
+    """A static list's value object."""
+    folder_id = None if item.folder is None else item.folder.id
+    return ListInfo(ListId(item.id), item.name, folder_id, item.description or "")
+
+
+def folder_info(item: AssetFolder) -> FolderInfo:
+    """A folder's value object."""
+    ref_type = "Folder" if item.folder_id is None else item.folder_id.type
+    return FolderInfo(item.id, item.name, item.folder_type, item.path, item.is_system, ref_type)
+
+
+def fields_from_describe2(items: list[Describe2]) -> list[FieldInfo]:
+    """Fields from describe2 (empty when the result is empty)."""
+    fields = items[0].fields if items else []
+    return [FieldInfo(f.name, f.data_type, f.length, f.updateable) for f in fields]
+
+
+def fields_from_describe(items: list[DescribeAttribute]) -> list[FieldInfo]:
+    """Fields from describe.json: only those with a `rest` name; read-only means not updateable."""
+    return [
+        FieldInfo(a.rest.name, a.data_type, a.length, not a.rest.read_only)
+        for a in items
+        if a.rest is not None
+    ]

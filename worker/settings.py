@@ -1,0 +1,522 @@
+"""Configuration (DESIGN §2.2): one YAML file plus the environment, validated once at start-up.
+
+The only module that reads the environment. Marketo credentials come from MARKETO_CLIENT_ID and
+MARKETO_CLIENT_SECRET(_FILE) only. Every problem is reported as `key.path: problem`, secrets never.
+Regenerate schemas/config.schema.json with `python -m worker.settings --schema`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from collections import abc
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
+from pydantic_settings import SettingsConfigDict as _SettingsConfig
+from pydantic_settings.exceptions import SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
+
+from worker.core.ids import AudienceId
+from worker.core.rules import Rule, compile_rule
+from worker.errors import ConfigError, RuleError
+
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+_SLUG = re.compile(r"^[a-z0-9._-]{1,64}$")
+_CREDENTIALS_HINT = "set MARKETO_CLIENT_ID / MARKETO_CLIENT_SECRET(_FILE)"
+# load_settings() hands its environment mapping to the env source through this, so that tests
+# and `validate` never depend on the process environment.
+_ENVIRON: ContextVar[abc.Mapping[str, str] | None] = ContextVar("_ENVIRON", default=None)
+# Rules are compiled once per distinct text, by validation and by compiled_rules() alike.
+_compile = functools.lru_cache(maxsize=1024)(compile_rule)
+
+
+def _problems(*pairs: tuple[str, str]) -> PydanticCustomError:
+    """An error naming keys relative to where it is raised; _describe() expands them."""
+    summary = "; ".join(f"{key}: {problem}" for key, problem in pairs)
+    return PydanticCustomError("config", "{summary}", {"summary": summary, "problems": pairs})
+
+
+def _attribute_path(value: str) -> str:
+    if not _PATH.fullmatch(value):
+        raise ValueError("must be a dotted attribute path like address.city")
+    return value
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise ValueError("must be 1-64 of lowercase letters, digits, '-', '_' and '.'")
+    return value
+
+
+def _librdkafka_value(value: object) -> object:
+    # YAML turns `enable.auto.commit: false` into a bool; librdkafka wants the string "false"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
+
+
+AttributePath = Annotated[
+    str, AfterValidator(_attribute_path), Field(json_schema_extra={"pattern": _PATH.pattern})
+]
+NonEmpty = Annotated[str, Field(min_length=1)]
+Slug = Annotated[str, AfterValidator(_slug), Field(json_schema_extra={"pattern": _SLUG.pattern})]
+LibrdkafkaValue = Annotated[
+    str,
+    BeforeValidator(_librdkafka_value),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
+
+
+class KafkaSettings(BaseModel):
+    """Kafka connection and topics; `options` pass through to librdkafka."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: NonEmpty = "127.0.0.1:9092"
+    topic: NonEmpty = "profile-updates"
+    group_id: NonEmpty = "marketo-audience-worker"
+    dead_letter_topic: NonEmpty = "profile-updates.dead-letter"
+    rejections_topic: NonEmpty = "marketo-audience-worker.rejections"
+    state_topic: NonEmpty = "marketo-audience-worker.state"
+    # repr=False: options may hold sasl.password or ssl.key.password
+    options: dict[str, LibrdkafkaValue] = Field(default_factory=dict, repr=False)
+    max_event_bytes: int = Field(default=65_536, ge=1)
+
+
+class BudgetSettings(BaseModel):
+    """Marketo calls allowed to the whole consumer group."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    calls_per_window: int = Field(default=50, ge=1)
+    window_s: float = Field(default=20.0, gt=0)
+    concurrency: int = Field(default=5, ge=1)
+    daily_quota: int = Field(default=50_000, ge=1)
+    daily_reserve: int = Field(default=5_000, ge=0)
+    quota_timezone: str = "America/Chicago"
+    quota_probe_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("daily_reserve")
+    @classmethod
+    def _reserve_below_quota(cls, reserve: int, info: ValidationInfo) -> int:
+        quota = info.data.get("daily_quota")
+        if quota is not None and reserve >= quota:
+            raise ValueError(f"must be below daily_quota ({quota})")
+        return reserve
+
+    @field_validator("quota_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r} (an IANA name like America/Chicago)"
+            ) from None
+        return name
+
+
+class MarketoSettings(BaseModel):
+    """The Marketo instance; client_id/client_secret are filled from the environment only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str
+    client_id: SecretStr = SecretStr("")
+    client_secret: SecretStr = SecretStr("")
+    person_creation: Literal["match_and_create", "match_only"] = "match_and_create"
+    lookup_field: NonEmpty = "email"
+    list_folder: NonEmpty = "Audiences"
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    ca_bundle: FilePath | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _tls_unless_local(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials")
+        if not parts.hostname or parts.scheme not in {"https", "http"}:
+            raise ValueError("must be an https:// URL like https://123-ABC-456.mktorest.com")
+        if parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
+            raise ValueError(
+                "TLS is required: use https:// (plain http only for 127.0.0.1, ::1 or localhost)"
+            )
+        return url.rstrip("/")
+
+
+class Mapping(BaseModel):
+    """One profile attribute path written to one Marketo field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: AttributePath = Field(alias="from")
+    field: NonEmpty = Field(alias="to")
+
+
+class Governance(BaseModel):
+    """Consent and data-usage labels: what this destination may not receive."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    consent_path: AttributePath = "consent.marketing"
+    labels: dict[AttributePath, list[NonEmpty]] = Field(default_factory=dict)
+    blocked_labels: list[NonEmpty] = Field(default_factory=list)
+
+    def blocked_for(self, source: str) -> list[tuple[str, str]]:
+        """(labelled path, label) pairs blocking `source`: a label covers a path's children."""
+        return [
+            (path, label)
+            for path, labels in self.labels.items()
+            if _overlaps(path, source)
+            for label in labels
+            if label in self.blocked_labels
+        ]
+
+
+class ListRef(BaseModel):
+    """A Marketo static list, by name (found or created in list_folder) or by id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: NonEmpty | None = None
+    id: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ListRef:
+        if (self.name is None) == (self.id is None):
+            raise ValueError("give exactly one of name or id")
+        return self
+
+
+class Audience(BaseModel):
+    """An audience and the list it keeps equal; `rule` iff origin is rule."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Slug
+    name: NonEmpty
+    origin: Literal["rule", "upload"] = "rule"
+    rule: str | None = Field(default=None, validate_default=True)
+    list_ref: ListRef = Field(alias="list")
+
+    @field_validator("rule")
+    @classmethod
+    def _rule_fits_origin(cls, rule: str | None, info: ValidationInfo) -> str | None:
+        origin = info.data.get("origin")
+        if origin == "upload" and rule is not None:
+            raise ValueError("not allowed with origin upload (members come from events)")
+        if origin == "rule" and rule is None:
+            raise ValueError("required with origin rule")
+        if rule is not None:
+            try:
+                _compile(rule)
+            except RuleError as exc:
+                raise _problems(("", str(exc))) from None
+        return rule
+
+    @property
+    def compiled_rule(self) -> Rule | None:
+        """The rule parsed once (cached by text), or None for an upload audience."""
+        return None if self.rule is None else _compile(self.rule)
+
+
+class FlushSettings(BaseModel):
+    """When buffered list changes are sent and offsets committed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_batch: int = Field(default=300, ge=1, le=300)
+    max_linger_s: float = Field(default=1.0, gt=0)
+    max_buffered_changes: int = Field(default=200_000, ge=1)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    shutdown_deadline_s: float = Field(default=30.0, gt=0)
+
+
+class TelemetrySettings(BaseModel):
+    """Metrics endpoint and logging."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    metrics_port: int = Field(default=9464, ge=0, le=65_535)
+    metrics_host: NonEmpty = "127.0.0.1"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading load_settings()'s mapping when given."""
+
+    def _load_env_vars(self) -> abc.Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return super()._load_env_vars()
+        return parse_env_vars(environ, self.case_sensitive, self.env_ignore_empty)
+
+
+class Settings(BaseSettings):
+    """marketo-audience-worker configuration: the YAML file, overridden by WORKER_* variables."""
+
+    model_config = _SettingsConfig(
+        frozen=True, extra="forbid", env_prefix="WORKER_", env_nested_delimiter="__"
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    marketo: MarketoSettings
+    mapping: list[Mapping] = Field(default_factory=list)
+    governance: Governance = Field(default_factory=Governance)
+    audiences: list[Audience] = Field(min_length=1)
+    flush: FlushSettings = Field(default_factory=FlushSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # first wins: the environment overrides the YAML file, which arrives as init values
+        return (_EnvironSource(settings_cls), init_settings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems = [*_mapping_problems(self), *_audience_problems(self.audiences)]
+        if problems:
+            raise _problems(*problems)
+        return self
+
+    def compiled_rules(self) -> dict[AudienceId, Rule]:
+        """Each rule audience's compiled rule, by audience id."""
+        return {
+            AudienceId(audience.id): rule
+            for audience in self.audiences
+            if (rule := audience.compiled_rule) is not None
+        }
+
+
+def _overlaps(path: str, other: str) -> bool:
+    return path == other or other.startswith(path + ".") or path.startswith(other + ".")
+
+
+def _mapping_problems(settings: Settings) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    first_for: dict[str, int] = {}
+    for index, mapping in enumerate(settings.mapping):
+        seen = first_for.setdefault(mapping.field, index)
+        if seen != index:
+            problems.append(
+                (f"mapping[{index}].to", f"{mapping.field} is already mapping[{seen}].to")
+            )
+        for path, label in settings.governance.blocked_for(mapping.source):
+            problems.append(
+                (f"mapping[{index}].from", f"exports label {label} of {path}, which is blocked")
+            )
+    missing = [name for name in ("firstName", "lastName") if name not in first_for]
+    if settings.marketo.person_creation == "match_and_create" and missing:
+        needs = f"needs mappings to firstName and lastName (missing: {', '.join(missing)})"
+        problems.append(("mapping", f"marketo.person_creation match_and_create {needs}"))
+    return problems
+
+
+def _audience_problems(audiences: list[Audience]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    first: dict[tuple[str, object], int] = {}
+    for index, audience in enumerate(audiences):
+        ref = audience.list_ref
+        keyed = [("id", audience.id), ("list.name", ref.name), ("list.id", ref.id)]
+        for key, value in keyed:
+            seen = first.setdefault((key, value), index) if value is not None else index
+            if seen != index:
+                problems.append((f"audiences[{index}].{key}", f"same as audiences[{seen}]"))
+    return problems
+
+
+def load_settings(
+    path: Path,
+    env: abc.Mapping[str, str] | None = None,
+    *,
+    require_credentials: bool = True,
+) -> Settings:
+    """Read, merge with the environment and validate; raise ConfigError listing every problem."""
+    environ = os.environ if env is None else env
+    data = _read_yaml(path)
+    problems = _misplaced_credentials(data, environ)
+    credentials, missing = _credentials(environ, required=require_credentials)
+    problems += missing
+    if isinstance(data.setdefault("marketo", {}), dict):
+        data["marketo"].update(credentials)
+    token = _ENVIRON.set(environ)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems += _describe(exc)
+    except SettingsError as exc:
+        message = str(exc).replace('source "_EnvironSource"', "the WORKER_* variables")
+        problems.append(f"environment: {message}")
+    finally:
+        _ENVIRON.reset(token)
+    if problems:
+        raise ConfigError(f"{path}: invalid configuration\n" + "\n".join(problems))
+    return settings
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, where PyYAML silently keeps the last one."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if not isinstance(key, abc.Hashable):
+            continue  # PyYAML reports unhashable keys itself
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: YAML error{where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML error: {exc}") from None
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, but it is {kind}")
+    if odd := [key for key in data if not isinstance(key, str)]:
+        raise ConfigError(f"{path}: top-level keys must be names, not {odd[0]!r}")
+    return data
+
+
+def _misplaced_credentials(data: dict[str, Any], environ: abc.Mapping[str, str]) -> list[str]:
+    problems = []
+    marketo = data.get("marketo")
+    for key in ("client_id", "client_secret"):
+        if isinstance(marketo, dict) and marketo.pop(key, None) is not None:
+            hint = "credentials do not belong in the config file"
+            problems.append(f"marketo.{key}: {hint}: {_CREDENTIALS_HINT}")
+    for name in environ:
+        if name.upper().startswith("WORKER_MARKETO__CLIENT_"):
+            problems.append(
+                f"{name}: credentials come only from the environment: {_CREDENTIALS_HINT}"
+            )
+    return problems
+
+
+def _credentials(
+    environ: abc.Mapping[str, str], *, required: bool
+) -> tuple[dict[str, str], list[str]]:
+    client_id = environ.get("MARKETO_CLIENT_ID", "").strip()
+    secret, problems = _secret(environ)
+    if required and not secret and not problems:
+        where = "MARKETO_CLIENT_SECRET or MARKETO_CLIENT_SECRET_FILE"
+        problems.append(f"marketo.client_secret: missing: set {where} in the environment")
+    if required and not client_id:
+        problems.insert(0, "marketo.client_id: missing: set MARKETO_CLIENT_ID in the environment")
+    found = {"client_id": client_id, "client_secret": secret}
+    return {key: value for key, value in found.items() if value}, problems
+
+
+def _secret(environ: abc.Mapping[str, str]) -> tuple[str, list[str]]:
+    value, file_name = (
+        environ.get("MARKETO_CLIENT_SECRET", ""),
+        environ.get("MARKETO_CLIENT_SECRET_FILE", ""),
+    )
+    if value and file_name:
+        return "", ["MARKETO_CLIENT_SECRET_FILE: set it or MARKETO_CLIENT_SECRET, not both"]
+    if not file_name:
+        return value.strip(), []
+    try:
+        content = Path(file_name).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        return "", [
+            f"MARKETO_CLIENT_SECRET_FILE: cannot read {file_name}: {exc.__class__.__name__}"
+        ]
+    return content, [] if content else [f"MARKETO_CLIENT_SECRET_FILE: {file_name} is empty"]
+
+
+_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    """One `key.path: problem` line per error; inputs (perhaps secrets) are never shown."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        base = _dotted(error["loc"])
+        pairs = error.get("ctx", {}).get("problems") if error["type"] == "config" else None
+        for relative, problem in pairs or [("", error["msg"])]:
+            key = base + ("." if base and relative[:1] not in {"", "["} else "") + relative
+            message = _MESSAGES.get(error["type"], problem).removeprefix("Value error, ")
+            lines.append(f"{key or '(top level)'}: {message}")
+    return lines
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif part.isidentifier():
+            key += f".{part}" if key else part
+        else:
+            key += f"[{json.dumps(part)}]"
+    return key
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the YAML file: the models' schema without the environment-only keys."""
+    schema = Settings.model_json_schema(by_alias=True)
+    for key in ("client_id", "client_secret"):
+        del schema["$defs"]["MarketoSettings"]["properties"][key]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m worker.settings --schema > schemas/config.schema.json")
+    print(json.dumps(config_json_schema(), indent=2, ensure_ascii=False))
