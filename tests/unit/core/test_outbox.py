@@ -1,0 +1,157 @@
+"""The outbox coalesces membership changes and needs one lead sync per person."""
+
+from __future__ import annotations
+
+from worker.core.ids import AudienceId, LeadId, Op, ProfileId
+from worker.core.ledger import Hold, OffsetLedger
+from worker.core.outbox import Outbox
+from worker.core.profile import ProfileState
+
+A, B, C = AudienceId("a"), AudienceId("b"), AudienceId("c")
+P = ProfileId("p-1")
+
+
+def setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]]:
+    ledger = OffsetLedger()
+    ledger.assign(0)
+    states = {P: ProfileState(ts_ms=1, offset=0, email="ann@example.com")}
+    return Outbox([A, B, C], max_batch=300, linger_s=1.0), ledger, states
+
+
+def enqueue(
+    outbox: Outbox,
+    ledger: OffsetLedger,
+    state: ProfileState,
+    flips: dict[AudienceId, bool],
+    offset: int,
+    now: float = 0.0,
+) -> None:
+    ledger.read(0, offset)
+    for hold in outbox.enqueue(P, state, flips, lambda: ledger.hold(0, offset), now):
+        ledger.release(hold)
+
+
+def test_enter_then_exit_before_flush_makes_no_call() -> None:
+    """An add cancelled by a remove before the flush leaves nothing to send and frees offsets."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    enqueue(outbox, ledger, states[P], {A: False}, offset=1)
+    assert outbox.lists[A].pending(P) is None
+    assert outbox.next_list_call(states.get, now=100.0, force=True) is None
+    assert ledger.committable() == {0: 2}
+
+
+def test_entering_three_lists_needs_one_lead_sync() -> None:
+    """A person without a lead id entering three lists is synced once, then added to each."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True, B: True, C: True}, offset=0)
+    call = outbox.next_lead_sync(now=100.0)
+    assert call is not None
+    assert [item.key for item in call.taken] == ["ann@example.com"]
+    assert outbox.next_lead_sync(now=100.0) is None
+    outbox.settle_lead_sync(call, [("created", LeadId(7), "", "")], states.get, match_only=False)
+    audiences = set()
+    while (list_call := outbox.next_list_call(states.get, now=100.0)) is not None:
+        audiences.add(list_call.audience)
+        assert list_call.lead_ids == [LeadId(7)]
+    assert audiences == {A, B, C}
+
+
+def test_list_entries_wait_for_the_lead_id() -> None:
+    """No list call is made for a person whose lead id is still unknown."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    assert outbox.next_list_call(states.get, now=100.0) is None
+
+
+def test_acknowledged_add_updates_state_and_releases_the_offset() -> None:
+    """Marketo's `added` records the membership and lets the offset be committed."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    call = outbox.next_list_call(states.get, now=100.0)
+    assert call is not None
+    assert call.op is Op.ADD
+    settled = outbox.settle_list_call(call, [("added", "", "")], states.get)
+    for hold in settled.holds:
+        ledger.release(hold)
+    assert states[P].acked == {A}
+    assert ledger.committable() == {0: 1}
+
+
+def test_exit_while_the_add_is_in_flight_queues_a_remove() -> None:
+    """The baseline is the call in flight, so an exit during an add is not lost."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    call = outbox.next_list_call(states.get, now=100.0)
+    assert call is not None
+    enqueue(outbox, ledger, states[P], {A: False}, offset=1)
+    assert outbox.lists[A].pending(P) is False
+
+
+def test_refused_record_becomes_a_rejection_with_its_code() -> None:
+    """A skipped record is not retried: it becomes a rejection and frees its offset."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    call = outbox.next_list_call(states.get, now=100.0)
+    assert call is not None
+    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
+    assert [(r.profile, r.code) for r in settled.rejections] == [(P, "1004")]
+    assert states[P].acked == frozenset()
+    assert settled.holds == [Hold(0, 0, ledger.epoch(0) or 0)]
+
+
+def test_removing_a_non_member_counts_as_done() -> None:
+    """Marketo's 1015 (lead not in list) on a remove means the list is already right."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    states[P].acked = frozenset({A})
+    enqueue(outbox, ledger, states[P], {A: False}, offset=0)
+    call = outbox.next_list_call(states.get, now=100.0)
+    assert call is not None
+    settled = outbox.settle_list_call(call, [("skipped", "1015", "Lead not in list")], states.get)
+    assert settled.rejections == []
+    assert states[P].acked == frozenset()
+
+
+def test_match_only_unknown_person_is_unmatched_not_rejected() -> None:
+    """In match_only mode, 1004 from the lead sync counts as unmatched and cancels the adds."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    call = outbox.next_lead_sync(now=100.0)
+    assert call is not None
+    settled = outbox.settle_lead_sync(
+        call, [("skipped", None, "1004", "Lead not found")], states.get, match_only=True
+    )
+    assert settled.unmatched == 1
+    assert settled.rejections == []
+    assert outbox.lists[A].pending(P) is None
+
+
+def test_a_buffer_is_due_at_max_batch_before_its_linger() -> None:
+    """300 waiting entries make a call at once; fewer wait for the linger."""
+    ledger = OffsetLedger()
+    ledger.assign(0)
+    outbox = Outbox([A], max_batch=3, linger_s=10.0)
+    states = {
+        ProfileId(f"p{i}"): ProfileState(
+            ts_ms=1, offset=i, email=f"{i}@x.io", lead_id=LeadId(i + 1)
+        )
+        for i in range(3)
+    }
+    for i, (profile, state) in enumerate(states.items()):
+        assert outbox.next_list_call(states.get, now=0.0) is None
+        outbox.enqueue(profile, state, {A: True}, lambda i=i: ledger.hold(0, i), now=0.0)
+    call = outbox.next_list_call(states.get, now=0.0)
+    assert call is not None
+    assert len(call.taken) == 3
+
+
+def test_enter_then_exit_before_flush_needs_no_lead_sync() -> None:
+    """A cancelled add also cancels the lead sync that only it was waiting for."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    enqueue(outbox, ledger, states[P], {A: False}, offset=1)
+    assert outbox.next_lead_sync(now=100.0, force=True) is None

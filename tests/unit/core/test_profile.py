@@ -1,0 +1,135 @@
+"""Profile state: newest ts wins, patches merge, deletes leave a marker, states round-trip."""
+
+from __future__ import annotations
+
+from worker.core import snapshot
+from worker.core.events import EventOp, ProfileUpdate
+from worker.core.ids import AudienceId, LeadId, ProfileId
+from worker.core.membership import AudienceRule, Audiences, transitions
+from worker.core.profile import ProfileState, apply, merge_patch, project
+from worker.core.rules import compile_rule
+
+PATHS = frozenset({"country", "ltv", "address.city"})
+FR = AudienceId("fr")
+
+
+def event(op: str, ts: int, **kw: object) -> ProfileUpdate:
+    return ProfileUpdate(profile_id=ProfileId("p"), ts_ms=ts, op=EventOp(op), **kw)  # type: ignore[arg-type]
+
+
+def test_an_older_event_is_stale() -> None:
+    """An event older than the state changes nothing."""
+    state = apply(None, event("upsert", 100, attributes={"country": "FR"}), 0, PATHS)
+    assert state is not None
+    assert apply(state, event("upsert", 50, attributes={"country": "DE"}), 1, PATHS) is None
+
+
+def test_equal_ts_later_offset_wins() -> None:
+    """Ties on ts go to the later offset."""
+    state = apply(None, event("upsert", 100, attributes={"country": "FR"}), 0, PATHS)
+    newer = apply(state, event("upsert", 100, attributes={"country": "DE"}), 1, PATHS)
+    assert newer is not None
+    assert newer.attributes == {"country": "DE"}
+
+
+def test_a_replayed_event_is_stale() -> None:
+    """Re-reading the same offset after a restore changes nothing."""
+    state = apply(None, event("upsert", 100), 5, PATHS)
+    assert apply(state, event("upsert", 100), 5, PATHS) is None
+
+
+def test_patch_merges_and_null_deletes() -> None:
+    """A patch merges into the attributes; a null value deletes the attribute."""
+    state = apply(None, event("upsert", 1, attributes={"country": "FR", "ltv": 5}), 0, PATHS)
+    patched = apply(
+        state, event("patch", 2, attributes={"ltv": None, "address": {"city": "Lyon"}}), 1, PATHS
+    )
+    assert patched is not None
+    assert patched.attributes == {"country": "FR", "address": {"city": "Lyon"}}
+
+
+def test_upsert_replaces_the_attributes() -> None:
+    """An upsert drops attributes the event does not carry."""
+    state = apply(None, event("upsert", 1, attributes={"country": "FR", "ltv": 5}), 0, PATHS)
+    replaced = apply(state, event("upsert", 2, attributes={"ltv": 7}), 1, PATHS)
+    assert replaced is not None
+    assert replaced.attributes == {"ltv": 7}
+
+
+def test_only_needed_paths_are_kept() -> None:
+    """Attributes no rule or mapping reads are not stored."""
+    kept = project({"country": "FR", "plan": "pro", "address": {"city": "Lyon", "zip": "1"}}, PATHS)
+    assert kept == {"country": "FR", "address": {"city": "Lyon"}}
+
+
+def test_delete_keeps_a_marker_that_refuses_older_events() -> None:
+    """After a delete, an older event cannot bring the profile back."""
+    state = apply(None, event("upsert", 1, identities={"email": "a@x.io"}), 0, PATHS)
+    deleted = apply(state, event("delete", 10), 1, PATHS)
+    assert deleted is not None
+    assert deleted.deleted
+    assert deleted.email is None
+    assert apply(deleted, event("upsert", 5, identities={"email": "a@x.io"}), 2, PATHS) is None
+
+
+def test_merge_patch_follows_rfc_7386() -> None:
+    """Nested objects merge; null removes."""
+    assert merge_patch({"a": {"b": 1, "c": 2}}, {"a": {"c": None, "d": 3}}) == {
+        "a": {"b": 1, "d": 3}
+    }
+
+
+def test_consent_n_empties_every_audience() -> None:
+    """consent.marketing == "n" exports the profile to no list."""
+    audiences = Audiences([AudienceRule(FR, compile_rule('country == "FR"'))])
+    state = ProfileState(ts_ms=1, offset=0, email="a@x.io", attributes={"country": "FR"})
+    assert audiences.desired(state) == {FR}
+    state.consent = {"marketing": "n"}
+    assert audiences.desired(state) == frozenset()
+
+
+def test_a_profile_without_email_is_in_no_audience() -> None:
+    """Without the match key nothing can be sent, so nothing is desired."""
+    audiences = Audiences([AudienceRule(FR, compile_rule('country == "FR"'))])
+    state = ProfileState(ts_ms=1, offset=0, attributes={"country": "FR"})
+    assert audiences.desired(state) == frozenset()
+
+
+def test_upload_audiences_read_the_events_audiences_map() -> None:
+    """An upload-origin audience follows the realized/existing/exited status."""
+    web = AudienceId("webinar")
+    audiences = Audiences([AudienceRule(web, None)])
+    state = apply(
+        None,
+        event("upsert", 1, identities={"email": "a@x.io"}, audiences={"webinar": "realized"}),
+        0,
+        PATHS,
+    )
+    assert state is not None
+    assert audiences.desired(state) == {web}
+    exited = apply(state, event("patch", 2, audiences={"webinar": "exited"}), 1, PATHS)
+    assert exited is not None
+    assert audiences.desired(exited) == frozenset()
+
+
+def test_transitions_name_enters_and_exits() -> None:
+    """Only flipped audiences are reported, True for enter and False for exit."""
+    a, b, c = AudienceId("a"), AudienceId("b"), AudienceId("c")
+    assert transitions(frozenset({a, b}), frozenset({b, c})) == {a: False, c: True}
+
+
+def test_snapshot_round_trips() -> None:
+    """A state written to the changelog reads back equal."""
+    state = ProfileState(
+        ts_ms=5,
+        offset=9,
+        email="a@x.io",
+        ecid="e1",
+        attributes={"country": "FR"},
+        consent={"marketing": "y"},
+        uploaded={"w": True},
+        desired=frozenset({FR}),
+        acked=frozenset(),
+        lead_id=LeadId(3),
+    )
+    assert snapshot.decode(snapshot.encode(state)) == state

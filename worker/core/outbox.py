@@ -1,0 +1,248 @@
+"""The outbox: every change waiting for Marketo, and what Marketo's answers do to state. Pure.
+
+One coalescing buffer per audience's list (profile -> member?) and one lead-sync buffer shared by
+all lists (email -> profiles), so a person entering three lists costs one lead sync. A list
+entry needs the person's lead id; until the lead sync returns it, the entry waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from worker.core.buffers import CoalescingBuffer, Entry, Taken
+from worker.core.ids import AudienceId, LeadId, Op, ProfileId
+from worker.core.ledger import Hold
+from worker.core.profile import ProfileState
+
+StateOf = Callable[[ProfileId], ProfileState | None]
+SUCCESS = frozenset({"created", "updated", "added", "removed"})
+NOT_IN_LIST = "1015"  # removing a non-member: the list already is as we want it
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSyncCall:
+    """Sync these emails' persons; the results bring their lead ids."""
+
+    taken: Sequence[Taken[str, frozenset[ProfileId]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ListCall:
+    """Add or remove these leads to or from one audience's list."""
+
+    audience: AudienceId
+    op: Op
+    taken: Sequence[Taken[ProfileId, bool]]
+    lead_ids: Sequence[LeadId]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A change Marketo refused for good, to be written to the rejections topic."""
+
+    profile: ProfileId
+    audience: AudienceId | None
+    op: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a call's answer settled: holds to release, refusals to publish, states changed."""
+
+    holds: list[Hold | None]
+    rejections: list[Rejection]
+    changed: list[ProfileId]
+    unmatched: int = 0
+
+
+class Outbox:
+    """The buffers, their due calls, and the effect of each call's results on profile state."""
+
+    def __init__(self, audiences: Sequence[AudienceId], max_batch: int, linger_s: float) -> None:
+        self.lists: dict[AudienceId, CoalescingBuffer[ProfileId, bool]] = {
+            audience: CoalescingBuffer() for audience in audiences
+        }
+        self.leads: CoalescingBuffer[str, frozenset[ProfileId]] = CoalescingBuffer()
+        self.max_batch = max_batch
+        self.linger_s = linger_s
+
+    def size(self) -> int:
+        """Return the number of buffered changes (the bound that pauses partitions)."""
+        return len(self.leads) + sum(len(buffer) for buffer in self.lists.values())
+
+    def enqueue(
+        self,
+        profile: ProfileId,
+        state: ProfileState,
+        flips: Mapping[AudienceId, bool],
+        hold: Callable[[], Hold | None],
+        now: float,
+    ) -> list[Hold | None]:
+        """Buffer the membership flips of one event; return holds that coalescing released."""
+        released: list[Hold | None] = []
+        for audience, member in flips.items():
+            buffer = self.lists.get(audience)
+            if buffer is None:
+                continue  # an audience no longer configured: nothing to send
+            in_flight = buffer.in_flight(profile)
+            baseline = in_flight if in_flight is not None else audience in state.acked
+            if member == baseline:
+                released.append(buffer.cancel(profile))  # enter then exit: no call at all
+                self._forget_lead_sync(profile, state.email)
+                continue
+            released.append(buffer.put(profile, member, hold(), now))
+            if member and state.lead_id is None and state.email is not None:
+                waiting = self.leads.pending(state.email) or frozenset()
+                self.leads.put(state.email, waiting | {profile}, None, now)
+        return released
+
+    def _forget_lead_sync(self, profile: ProfileId, email: str | None) -> None:
+        """Drop a pending lead sync that no list entry waits for any more."""
+        if email is None or any(b.pending(profile) is True for b in self.lists.values()):
+            return
+        waiting = self.leads.pending(email)
+        if waiting is not None and profile in waiting:
+            rest = waiting - {profile}
+            if rest:
+                self.leads.put(email, rest, None, 0.0)
+            else:
+                self.leads.cancel(email)
+
+    def _is_due(self, oldest: float | None, ready: int, now: float) -> bool:
+        return ready >= self.max_batch or (oldest is not None and oldest + self.linger_s <= now)
+
+    def next_lead_sync(self, now: float, force: bool = False) -> LeadSyncCall | None:
+        """Return the lead sync due now (300 waiting, or the oldest waited `linger_s`)."""
+        if not len(self.leads) or not (
+            force or self._is_due(self.leads.oldest_since(), len(self.leads), now)
+        ):
+            return None
+        taken = self.leads.take(self.max_batch)
+        return LeadSyncCall(taken) if taken else None
+
+    def next_list_call(self, state_of: StateOf, now: float, force: bool = False) -> ListCall | None:
+        """Return a call for the fullest due list (most records per call), or None."""
+        due = [
+            (len(buffer), audience)
+            for audience, buffer in self.lists.items()
+            if len(buffer) and (force or self._is_due(buffer.oldest_since(), len(buffer), now))
+        ]
+        for _, audience in sorted(due, reverse=True):
+            call = self._take_list_call(audience, self.lists[audience], state_of)
+            if call is not None:
+                return call
+        return None
+
+    def _take_list_call(
+        self, audience: AudienceId, buffer: CoalescingBuffer[ProfileId, bool], state_of: StateOf
+    ) -> ListCall | None:
+        first = buffer.take(1, lambda p, _m: _lead_of(state_of, p) is not None)
+        if not first:
+            return None
+        op_member = first[0].entry.value
+        rest = buffer.take(
+            self.max_batch - 1,
+            lambda p, m: m == op_member and _lead_of(state_of, p) is not None,
+        )
+        taken = [*first, *rest]
+        lead_ids = [_lead_of(state_of, item.key) or LeadId(0) for item in taken]
+        return ListCall(audience, Op.ADD if op_member else Op.REMOVE, taken, lead_ids)
+
+    def retry_later(self, call: LeadSyncCall | ListCall) -> list[Hold | None]:
+        """Put a failed call's entries back (a newer buffered value wins); return freed holds."""
+        if isinstance(call, LeadSyncCall):
+            return self.leads.give_back(call.taken)
+        return self.lists[call.audience].give_back(call.taken)
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Forget pending changes read from revoked partitions (the new owner re-reads them)."""
+
+        def revoked(entry: Entry[bool]) -> bool:
+            return entry.hold is not None and entry.hold.partition in partitions
+
+        for buffer in self.lists.values():
+            buffer.drop(revoked)
+
+    def settle_list_call(
+        self, call: ListCall, results: Sequence[tuple[str, str, str]], state_of: StateOf
+    ) -> Settled:
+        """Apply a list call's per-record results: (status, reason code, reason message)."""
+        buffer = self.lists[call.audience]
+        buffer.finish(item.key for item in call.taken)
+        settled = Settled([], [], [])
+        for item, (status, code, message) in zip(call.taken, results, strict=True):
+            settled.holds.append(item.entry.hold)
+            ok = status in SUCCESS or (call.op is Op.REMOVE and code == NOT_IN_LIST)
+            if not ok:
+                settled.rejections.append(
+                    Rejection(item.key, call.audience, call.op, code, message)
+                )
+                continue
+            state = state_of(item.key)
+            if state is not None:
+                member = call.op is Op.ADD
+                state.acked = (
+                    state.acked | {call.audience} if member else state.acked - {call.audience}
+                )
+                settled.changed.append(item.key)
+        return settled
+
+    def settle_lead_sync(
+        self,
+        call: LeadSyncCall,
+        results: Sequence[tuple[str, LeadId | None, str, str]],
+        state_of: StateOf,
+        match_only: bool,
+    ) -> Settled:
+        """Apply lead-sync results (status, lead id, code, message); refusals cancel the adds."""
+        self.leads.finish(item.key for item in call.taken)
+        settled = Settled([], [], [])
+        unmatched = 0
+        for item, (status, lead_id, code, message) in zip(call.taken, results, strict=True):
+            for profile in item.entry.value:
+                state = state_of(profile)
+                if state is None:
+                    continue
+                if status in SUCCESS and lead_id is not None:
+                    state.lead_id = lead_id
+                    settled.changed.append(profile)
+                    continue
+                settled.holds.extend(self._cancel_adds(profile))
+                if match_only and code == "1004":
+                    unmatched += 1  # match_only: a person unknown to Marketo is never created
+                else:
+                    settled.rejections.append(Rejection(profile, None, "sync_lead", code, message))
+        return Settled(settled.holds, settled.rejections, settled.changed, unmatched)
+
+    def _cancel_adds(self, profile: ProfileId) -> list[Hold | None]:
+        return [
+            buffer.cancel(profile)
+            for buffer in self.lists.values()
+            if buffer.pending(profile) is True
+        ]
+
+    def reject_call(self, call: LeadSyncCall | ListCall, code: str, message: str) -> Settled:
+        """A whole call was refused for good: every record in it becomes a rejection."""
+        if isinstance(call, LeadSyncCall):
+            self.leads.finish(item.key for item in call.taken)
+            holds: list[Hold | None] = []
+            rejections = []
+            for item in call.taken:
+                for profile in item.entry.value:
+                    holds.extend(self._cancel_adds(profile))
+                    rejections.append(Rejection(profile, None, "sync_lead", code, message))
+            return Settled(holds, rejections, [])
+        self.lists[call.audience].finish(item.key for item in call.taken)
+        return Settled(
+            [item.entry.hold for item in call.taken],
+            [Rejection(item.key, call.audience, call.op, code, message) for item in call.taken],
+            [],
+        )
+
+
+def _lead_of(state_of: StateOf, profile: ProfileId) -> LeadId | None:
+    state = state_of(profile)
+    return None if state is None else state.lead_id

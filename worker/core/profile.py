@@ -1,0 +1,120 @@
+"""Per-profile state (DESIGN §3.6) and how an event changes it. Pure: no I/O.
+
+A state keeps only what the rules and the mapping read, the memberships wanted and the ones
+Marketo acknowledged, and the Marketo lead id. A deleted profile shrinks to a marker with its
+`ts`, so that an older event arriving later cannot bring it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from worker.core.events import EventOp, ProfileUpdate
+from worker.core.ids import AudienceId, LeadId
+from worker.core.rule_values import JsonValue
+
+MEMBER_STATUSES = frozenset({"realized", "existing"})
+
+
+class Outcome(StrEnum):
+    """What an event did to its profile; the label of `events_total{outcome}`."""
+
+    APPLIED = "applied"
+    STALE = "stale"
+    NO_CHANGE = "no_change"
+    INVALID = "invalid"
+    UNMATCHED = "unmatched"
+
+
+@dataclass(slots=True)
+class ProfileState:
+    """What the worker knows of one profile."""
+
+    ts_ms: int
+    offset: int
+    email: str | None = None
+    ecid: str | None = None
+    attributes: dict[str, JsonValue] = field(default_factory=dict)
+    consent: dict[str, str] = field(default_factory=dict)
+    uploaded: dict[str, bool] = field(default_factory=dict)  # upload-origin audience -> member
+    desired: frozenset[AudienceId] = frozenset()
+    acked: frozenset[AudienceId] = frozenset()
+    lead_id: LeadId | None = None
+    deleted: bool = False
+
+    def is_newer(self, ts_ms: int, offset: int) -> bool:
+        """Tell whether an event at (`ts_ms`, `offset`) is newer than what this state saw."""
+        return (ts_ms, offset) > (self.ts_ms, self.offset)
+
+
+def merge_patch(
+    target: Mapping[str, JsonValue], patch: Mapping[str, JsonValue]
+) -> dict[str, JsonValue]:
+    """Apply a JSON Merge Patch (RFC 7386): objects merge deeply, `null` deletes."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            base = merged.get(key)
+            merged[key] = merge_patch(base if isinstance(base, dict) else {}, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def project(attributes: Mapping[str, JsonValue], paths: Iterable[str]) -> dict[str, JsonValue]:
+    """Keep only the attribute paths that rules and mapping read (memory: DESIGN §3.6)."""
+    kept: dict[str, JsonValue] = {}
+    for path in paths:
+        head, _, rest = path.partition(".")
+        if head not in attributes:
+            continue
+        value = attributes[head]
+        if not rest or not isinstance(value, dict):
+            kept[head] = value
+            continue
+        inner = project(value, [rest])
+        if inner:
+            existing = kept.get(head)
+            kept[head] = {**existing, **inner} if isinstance(existing, dict) else inner
+    return kept
+
+
+def apply(
+    state: ProfileState | None, event: ProfileUpdate, offset: int, paths: frozenset[str]
+) -> ProfileState | None:
+    """Return the state after `event`, or None when the event is stale (changes nothing)."""
+    if state is not None and not state.is_newer(event.ts_ms, offset):
+        return None
+    base = state or ProfileState(ts_ms=event.ts_ms, offset=offset)
+    if event.op is EventOp.DELETE:
+        return ProfileState(
+            ts_ms=event.ts_ms,
+            offset=offset,
+            desired=base.desired,
+            acked=base.acked,
+            lead_id=base.lead_id,
+            deleted=True,
+        )
+    if event.op is EventOp.UPSERT or base.deleted:
+        attributes = dict(event.attributes)
+    else:
+        attributes = merge_patch(base.attributes, event.attributes)
+    identities_email = event.email if "email" in event.identities else base.email
+    return replace(
+        base,
+        ts_ms=event.ts_ms,
+        offset=offset,
+        email=identities_email,
+        ecid=event.ecid if "ecid" in event.identities else base.ecid,
+        attributes=project(attributes, paths),
+        consent={**base.consent, **event.consent} if not base.deleted else dict(event.consent),
+        uploaded={
+            **({} if base.deleted else base.uploaded),
+            **{k: v in MEMBER_STATUSES for k, v in event.audiences.items()},
+        },
+        deleted=False,
+    )

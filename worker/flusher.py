@@ -1,0 +1,239 @@
+"""Turn due buffers into Marketo calls, and Marketo's answers into state, holds and rejections.
+
+At most `max_in_flight` calls run at once; each new one is taken from the outbox only when a
+slot is free, so entries keep coalescing while they wait and budget goes to the fullest
+buffers first (DESIGN §3.4). A call that still fails after the client's retries is put back
+(its offsets stay held); one Marketo refuses for good becomes rejections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+import structlog
+
+from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
+from worker.core.ledger import OffsetLedger
+from worker.core.outbox import LeadSyncCall, ListCall, Outbox, Rejection, Settled
+from worker.core.profile import ProfileState
+from worker.core.store import StateStore
+from worker.errors import MarketoError, QuotaExhausted, RequestRejected
+from worker.telemetry.metrics import Metrics
+
+log = structlog.get_logger("worker.flusher")
+
+
+class RecordResult(Protocol):
+    """One record's outcome in a Marketo answer (worker.marketo.responses.RecordResult)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def lead_id(self) -> LeadId | None: ...
+    @property
+    def reasons(self) -> Sequence[tuple[str, str]]: ...
+
+
+class ListWriter(Protocol):
+    """The Marketo calls the flusher makes (implemented by worker.marketo.client)."""
+
+    async def sync_leads(
+        self, records: Sequence[Mapping[str, object]], *, action: str, lookup_field: str
+    ) -> Sequence[RecordResult]: ...
+    async def add_to_list(
+        self, list_id: ListId, lead_ids: Sequence[LeadId]
+    ) -> Sequence[RecordResult]: ...
+    async def remove_from_list(
+        self, list_id: ListId, lead_ids: Sequence[LeadId]
+    ) -> Sequence[RecordResult]: ...
+
+
+class RejectionSink(Protocol):
+    """Where refused changes are published (the rejections topic)."""
+
+    def rejection(self, key: bytes, value: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFields:
+    """How a profile becomes a Marketo person record: the match key and mapped fields."""
+
+    lookup_field: str
+    mapping: Sequence[tuple[str, str]]  # (attribute path, Marketo field)
+    match_only: bool
+
+    def record(self, email: str, state: ProfileState | None) -> dict[str, object]:
+        """Return the sync-leads input record for one email."""
+        record: dict[str, object] = {self.lookup_field: email}
+        if state is not None:
+            for path, field in self.mapping:
+                value = _read_path(state.attributes, path)
+                if value is not None:
+                    record[field] = value
+        return record
+
+
+def _read_path(attributes: Mapping[str, object], path: str) -> object:
+    value: object = attributes
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+class Flusher:
+    """Runs the outbox's due calls as asyncio tasks."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        writer: ListWriter,
+        store: StateStore,
+        ledger: OffsetLedger,
+        sink: RejectionSink,
+        metrics: Metrics,
+        list_ids: Mapping[AudienceId, ListId],
+        fields: LeadFields,
+        max_in_flight: int,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.outbox = outbox
+        self.writer = writer
+        self.store = store
+        self.ledger = ledger
+        self.sink = sink
+        self.metrics = metrics
+        self.list_ids = list_ids
+        self.fields = fields
+        self.max_in_flight = max_in_flight
+        self.wall = wall
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.backpressure_until = 0.0  # monotonic; set when Marketo keeps refusing work for now
+
+    def start_due(self, now: float, force: bool = False) -> int:
+        """Start calls for due buffers while slots are free; return how many started."""
+        started = 0
+        if now < self.backpressure_until and not force:
+            return 0
+        while len(self.tasks) < self.max_in_flight:
+            call = self._next_call(now, force)
+            if call is None:
+                break
+            task = asyncio.create_task(self._run(call))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            started += 1
+        return started
+
+    def _next_call(self, now: float, force: bool) -> LeadSyncCall | ListCall | None:
+        lead_sync = self.outbox.next_lead_sync(now, force)
+        if lead_sync is not None:
+            return lead_sync
+        return self.outbox.next_list_call(self.store.get, now, force)
+
+    async def _run(self, call: LeadSyncCall | ListCall) -> None:
+        try:
+            settled = await self._send(call)
+        except QuotaExhausted as exc:
+            self._retry_later(call, exc, backoff_s=5.0)
+            return
+        except RequestRejected as exc:
+            settled = self.outbox.reject_call(call, exc.code, str(exc))
+        except (MarketoError, OSError, TimeoutError) as exc:
+            self._retry_later(call, exc, backoff_s=1.0)
+            return
+        self._apply(settled)
+
+    def _retry_later(self, call: LeadSyncCall | ListCall, exc: Exception, backoff_s: float) -> None:
+        for hold in self.outbox.retry_later(call):
+            self.ledger.release(hold)
+        self.backpressure_until = time.monotonic() + backoff_s
+        log.warning("flush.retry_later", error=str(exc), records=len(call.taken))
+
+    async def _send(self, call: LeadSyncCall | ListCall) -> Settled:
+        if isinstance(call, LeadSyncCall):
+            records = [
+                self.fields.record(item.key, self._first_state(item.entry.value))
+                for item in call.taken
+            ]
+            action = "updateOnly" if self.fields.match_only else "createOrUpdate"
+            results = await self.writer.sync_leads(
+                records, action=action, lookup_field=self.fields.lookup_field
+            )
+            rows = [(r.status, r.lead_id, *_first_reason(r)) for r in results]
+            return self.outbox.settle_lead_sync(call, rows, self.store.get, self.fields.match_only)
+        list_id = self.list_ids[call.audience]
+        send = self.writer.add_to_list if call.op is Op.ADD else self.writer.remove_from_list
+        results = await send(list_id, call.lead_ids)
+        rows3 = [(r.status, *_first_reason(r)) for r in results]
+        current = self._current_epoch_only(call)
+        return self.outbox.settle_list_call(call, rows3, current)
+
+    def _current_epoch_only(self, call: ListCall) -> Callable[[ProfileId], ProfileState | None]:
+        """A state lookup that hides profiles whose partition was revoked since the call began."""
+        stale = {
+            item.key
+            for item in call.taken
+            if item.entry.hold is not None
+            and self.ledger.epoch(item.entry.hold.partition) != item.entry.hold.epoch
+        }
+        return lambda profile: None if profile in stale else self.store.get(profile)
+
+    def _first_state(self, profiles: frozenset[ProfileId]) -> ProfileState | None:
+        for profile in profiles:
+            state = self.store.get(profile)
+            if state is not None:
+                return state
+        return None
+
+    def _apply(self, settled: Settled) -> None:
+        for hold in settled.holds:
+            self.ledger.release(hold)
+        now = self.wall()
+        for profile in settled.changed:
+            self.store.touch(profile)
+            state = self.store.get(profile)
+            if state is not None:
+                self.metrics.end_to_end_latency.observe(max(0.0, now - state.ts_ms / 1000))
+        for rejection in settled.rejections:
+            self._publish(rejection)
+        if settled.unmatched:
+            self.metrics.events.labels("unmatched").inc(settled.unmatched)
+
+    def _publish(self, rejection: Rejection) -> None:
+        self.metrics.rejections.labels(rejection.code).inc()
+        list_id = self.list_ids.get(rejection.audience) if rejection.audience else None
+        body = {
+            "profile_id": rejection.profile,
+            "audience": rejection.audience,
+            "list_id": list_id,
+            "op": rejection.op,
+            "code": rejection.code,
+            "message": rejection.message,
+            "rejected_at_ms": int(self.wall() * 1000),
+        }
+        self.sink.rejection(rejection.profile.encode(), orjson.dumps(body))
+        log.warning("marketo.record_rejected", code=rejection.code, op=rejection.op)
+
+    async def drain(self, deadline_s: float) -> bool:
+        """Flush everything buffered (shutdown); return True if all of it was sent in time."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            self.start_due(time.monotonic(), force=True)
+            if not self.tasks:
+                return self.outbox.size() == 0
+            await asyncio.wait(self.tasks, timeout=max(0.0, end - time.monotonic()))
+        return False
+
+
+def _first_reason(result: RecordResult) -> tuple[str, str]:
+    if not result.reasons:
+        return ("", "")
+    code, message = result.reasons[0]
+    return (code, message)

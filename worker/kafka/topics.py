@@ -1,0 +1,62 @@
+"""Start-up checks of the topics (DESIGN §2.5): the input must exist; the worker creates its own.
+
+The state changelog must have exactly the input's partition count (co-partitioning: a profile's
+state lives in the same partition number as its events) and be compacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from worker.errors import ConfigError
+
+
+def ensure_topics(
+    config: Mapping[str, str], topic: str, dead_letter: str, rejections: str, state: str
+) -> int:
+    """Check the input topic, create missing output topics; return the partition count."""
+    admin = AdminClient(dict(config))
+    try:
+        existing = admin.list_topics(timeout=15).topics
+    except KafkaException as exc:
+        raise ConfigError(f"kafka.bootstrap_servers: cannot reach Kafka: {exc}") from None
+    if topic not in existing:
+        raise ConfigError(f"kafka.topic: input topic {topic!r} does not exist")
+    partitions = len(existing[topic].partitions)
+    wanted = {
+        dead_letter: NewTopic(dead_letter, num_partitions=partitions, replication_factor=-1),
+        rejections: NewTopic(rejections, num_partitions=partitions, replication_factor=-1),
+        state: NewTopic(
+            state,
+            num_partitions=partitions,
+            replication_factor=-1,
+            config={"cleanup.policy": "compact"},
+        ),
+    }
+    missing = [new for name, new in wanted.items() if name not in existing]
+    if missing:
+        for name, future in admin.create_topics(missing).items():
+            try:
+                future.result(timeout=30)
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # another replica won the race
+                    raise ConfigError(f"cannot create topic {name!r}: {exc}") from None
+    elif state in existing:
+        _check_state_topic(admin, state, len(existing[state].partitions), partitions)
+    return partitions
+
+
+def _check_state_topic(admin: AdminClient, state: str, have: int, want: int) -> None:
+    if have != want:
+        raise ConfigError(
+            f"kafka.state_topic: {state!r} has {have} partitions but the input has {want}; "
+            "they must match (co-partitioned state): delete it or name another one"
+        )
+    resource = ConfigResource(ConfigResource.Type.TOPIC, state)
+    configs = admin.describe_configs([resource])[resource].result(timeout=15)
+    policy = configs["cleanup.policy"].value
+    if "compact" not in (policy or ""):
+        raise ConfigError(f"kafka.state_topic: {state!r} must be compacted, not {policy!r}")

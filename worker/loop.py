@@ -1,0 +1,294 @@
+"""The run loop: poll → decode → evaluate → buffer → flush → commit, as numbered in the README.
+
+One thread, one event loop: records are processed synchronously between awaits, Marketo calls
+run as tasks (worker.flusher), and offsets are committed from the ledger only (DESIGN §3.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
+import structlog
+
+from worker.core import snapshot
+from worker.core.events import decode
+from worker.core.ids import AudienceId, ProfileId
+from worker.core.ledger import Hold, OffsetLedger
+from worker.core.membership import Audiences, transitions
+from worker.core.outbox import Outbox
+from worker.core.profile import Outcome, apply
+from worker.core.store import StateStore
+from worker.errors import PoisonMessage, WorkerError
+from worker.flusher import Flusher
+from worker.kafka.consumer import Record
+from worker.telemetry.metrics import Metrics
+
+log = structlog.get_logger("worker.loop")
+
+
+class Consumer(Protocol):
+    """The input side (implemented by worker.kafka.consumer.KafkaConsumer)."""
+
+    def poll_batch(self, max_messages: int) -> list[Record]: ...
+    def commit(self, offsets: Mapping[int, int]) -> dict[int, str | None]: ...
+    def pause(self, partitions: set[int]) -> None: ...
+    def resume(self, partitions: set[int]) -> None: ...
+
+
+class Publisher(Protocol):
+    """The output side (implemented by worker.kafka.producer.Publisher)."""
+
+    def dead_letter(
+        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, str | bytes | None]]
+    ) -> None: ...
+    def state(self, partition: int, key: bytes, value: bytes | None) -> None: ...
+    def poll(self) -> None: ...
+    def flush(self, timeout_s: float) -> bool: ...
+
+
+Restorer = Callable[[int], Iterable[list[tuple[bytes, bytes | None]]]]
+
+
+class DeliveryFailed(WorkerError):
+    """Records for Kafka could not be delivered: stop without committing, a restart re-reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    """The loop's knobs, taken from Settings by app.py."""
+
+    topic: str
+    max_event_bytes: int
+    max_buffered_changes: int
+    commit_interval_s: float
+    poll_batch: int = 500
+    idle_sleep_s: float = 0.01
+
+
+class Loop:
+    """Consumes profile events and keeps the outbox, the state and the ledger in step."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        publisher: Publisher,
+        flusher: Flusher,
+        audiences: Audiences,
+        paths: frozenset[str],
+        metrics: Metrics,
+        settings: LoopSettings,
+        restorer: Restorer,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.consumer = consumer
+        self.publisher = publisher
+        self.flusher = flusher
+        self.outbox: Outbox = flusher.outbox
+        self.store: StateStore = flusher.store
+        self.ledger: OffsetLedger = flusher.ledger
+        self.audiences = audiences
+        self.paths = paths
+        self.metrics = metrics
+        self.settings = settings
+        self.restorer = restorer
+        self.clock = clock
+        self.assigned: set[int] = set()
+        self.restoring: dict[int, asyncio.Task[None] | None] = {}
+        self.paused: set[int] = set()  # paused for backpressure (restoring ones are apart)
+        self.last_commit = clock()
+
+    # -- rebalance callbacks: synchronous, in memory only (they run inside consume()) --
+
+    def on_assign(self, partitions: set[int]) -> None:
+        """New partitions: track them, keep them paused until their state is restored."""
+        self.metrics.rebalances.inc()
+        for partition in partitions:
+            self.ledger.assign(partition)
+            self.store.assign(partition)
+            self.restoring[partition] = None
+        self.assigned |= partitions
+        self.consumer.pause(partitions)
+        log.info("partitions.assigned", partitions=sorted(partitions))
+
+    def on_revoke(self, partitions: set[int]) -> None:
+        """Lost partitions: drop their buffered changes and state; the new owner re-reads."""
+        self.metrics.rebalances.inc()
+        self.outbox.drop_partitions(partitions)
+        for partition in partitions:
+            self.ledger.revoke(partition)
+            self.store.drop(partition)
+            task = self.restoring.pop(partition, None)
+            if task is not None:
+                task.cancel()
+        self.assigned -= partitions
+        self.paused -= partitions
+        log.info("partitions.revoked", partitions=sorted(partitions))
+
+    # -- the steps --
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set."""
+        while not stop.is_set():
+            if not await self.run_once():
+                await asyncio.sleep(self.settings.idle_sleep_s)  # idle: let flush tasks run
+
+    async def run_once(self) -> bool:
+        """One turn of the loop; return True when it read records."""
+        now = self.clock()
+        records = self.consumer.poll_batch(self.settings.poll_batch)  # 1. poll
+        for record in records:
+            self.process(record, now)  # 2.-5. decode, evaluate, diff, buffer
+        self.flusher.start_due(now)  # 6. flush due lists
+        self.publisher.poll()
+        if now - self.last_commit >= self.settings.commit_interval_s:
+            await self.commit()  # 7. commit what the ledger released
+        self._start_restores()
+        self._apply_backpressure(now)  # 8. pause or resume
+        return bool(records)
+
+    def process(self, record: Record, now: float) -> None:
+        """Steps 2 to 5 for one record."""
+        self.ledger.read(record.partition, record.offset)
+        try:
+            event = decode(record.key, record.value, max_bytes=self.settings.max_event_bytes)
+        except PoisonMessage as exc:
+            self._dead_letter(record, exc)
+            return
+        before = self.store.get(event.profile_id)
+        state = apply(before, event, record.offset, self.paths)
+        if state is None:
+            self.metrics.events.labels(Outcome.STALE).inc()
+            return
+        state.desired = self.audiences.desired(state)
+        flips = transitions(before.desired if before else frozenset(), state.desired)
+        self.store.put(record.partition, event.profile_id, state)
+        if flips:
+            self._buffer(event.profile_id, record, flips, now)
+        outcome = Outcome.APPLIED if flips else Outcome.NO_CHANGE
+        if state.email is None and not state.deleted:
+            outcome = Outcome.UNMATCHED  # no match key: never sent (DESIGN §2.1)
+        self.metrics.events.labels(outcome).inc()
+
+    def _buffer(
+        self, profile: ProfileId, record: Record, flips: Mapping[AudienceId, bool], now: float
+    ) -> None:
+        state = self.store.get(profile)
+        assert state is not None
+        released = self.outbox.enqueue(
+            profile, state, flips, lambda: self.ledger.hold(record.partition, record.offset), now
+        )
+        for hold in released:
+            self.ledger.release(hold)
+        for audience, member in flips.items():
+            self.metrics.membership_changes.labels(audience, "add" if member else "remove").inc()
+
+    def _dead_letter(self, record: Record, exc: PoisonMessage) -> None:
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("error.kind", exc.kind),
+            ("error.message", str(exc)[:1000]),
+            ("source.topic", self.settings.topic),
+            ("source.partition", str(record.partition)),
+            ("source.offset", str(record.offset)),
+        ]
+        self.publisher.dead_letter(record.key, record.value, headers)
+        self.metrics.dead_letters.labels(exc.kind).inc()
+        self.metrics.events.labels(Outcome.INVALID).inc()
+        log.warning(
+            "event.dead_lettered", kind=exc.kind, partition=record.partition, offset=record.offset
+        )
+
+    async def commit(self) -> None:
+        """Write dirty states, wait for Kafka to have every output record, commit the ledger."""
+        self.last_commit = self.clock()
+        due = self.ledger.committable()  # before the await: only what is settled right now
+        for partition, profile, state in self.store.take_dirty():
+            self.publisher.state(partition, profile.encode(), snapshot.encode(state))
+        if not await asyncio.to_thread(self.publisher.flush, 30.0):
+            raise DeliveryFailed("output records were not delivered; stopping without commit")
+        due = {p: o for p, o in due.items() if p in self.assigned}
+        if not due:
+            return
+        for partition, error in self.consumer.commit(due).items():
+            if error is None:
+                self.ledger.committed(partition, due[partition])
+                self.metrics.committed_offset.labels(str(partition)).set(due[partition])
+            else:
+                self.metrics.commit_failures.inc()
+                log.warning("offsets.commit_failed", partition=partition, error=error)
+
+    def _start_restores(self) -> None:
+        for partition, task in self.restoring.items():
+            if task is None:
+                self.restoring[partition] = asyncio.create_task(self._restore(partition))
+
+    async def _restore(self, partition: int) -> None:
+        started = time.monotonic()
+        batches = await asyncio.to_thread(lambda: list(self.restorer(partition)))
+        count = 0
+        epoch = self.ledger.epoch(partition)
+        for batch in batches:
+            for key, value in batch:
+                count += self._restore_one(partition, epoch, key, value)
+        elapsed = time.monotonic() - started
+        self.metrics.state_restore.inc(elapsed)
+        self.metrics.state_restored_profiles.inc(count)
+        self.metrics.state_profiles.set(len(self.store))
+        if partition in self.restoring:
+            del self.restoring[partition]
+            if partition not in self.paused:
+                self.consumer.resume({partition})
+        log.info("state.restored", partition=partition, profiles=count, seconds=round(elapsed, 3))
+
+    def _restore_one(
+        self, partition: int, epoch: int | None, key: bytes, value: bytes | None
+    ) -> int:
+        if value is None or epoch is None:
+            return 0
+        try:
+            state = snapshot.decode(value)
+        except msgspec.DecodeError:
+            log.warning("state.corrupt_record", partition=partition)
+            return 0
+        profile = ProfileId(key.decode())
+        self.store.put(partition, profile, state, dirty=False)
+        pending = state.desired ^ state.acked
+        if pending:  # DESIGN §3.6: whatever Marketo has not acknowledged is sent again
+            flips = {audience: audience in state.desired for audience in pending}
+            marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
+            self.outbox.enqueue(profile, state, flips, lambda: marker, self.clock())
+        return 1
+
+    def _apply_backpressure(self, now: float) -> None:
+        full = self.outbox.size() >= self.settings.max_buffered_changes
+        blocked = full or self.flusher.backpressure_until > now
+        active = self.assigned - set(self.restoring)
+        if blocked and active - self.paused:
+            to_pause = active - self.paused
+            self.consumer.pause(to_pause)
+            self.paused |= to_pause
+            log.info("partitions.paused", partitions=sorted(to_pause), buffer_full=full)
+        elif (
+            not blocked
+            and self.paused
+            and self.outbox.size() < self.settings.max_buffered_changes // 2
+        ):
+            self.consumer.resume(self.paused & active)
+            log.info("partitions.resumed", partitions=sorted(self.paused))
+            self.paused.clear()
+        self.metrics.paused_partitions.set(len(self.paused))
+        for audience, buffer in self.outbox.lists.items():
+            self.metrics.buffered_changes.labels(audience).set(len(buffer))
+
+    async def shutdown(self, deadline_s: float) -> bool:
+        """Stop fetching, flush within the deadline, commit (DESIGN §3.7)."""
+        if self.assigned:
+            self.consumer.pause(self.assigned)
+        flushed = await self.flusher.drain(deadline_s)
+        await self.commit()
+        log.info("worker.drained", flushed_all=flushed, buffered=self.outbox.size())
+        return flushed

@@ -1,0 +1,127 @@
+"""The async gate before every Marketo call: waits until this replica's `Budget` allows one.
+
+Owns the clocks (monotonic and wall), the quota-day arithmetic at the edge and the wake-ups;
+the accounting itself is `worker.core.budget`. Never does HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from worker.core.budget import Budget, CallTicket, quota_day, seconds_until_midnight
+
+QUOTA_ZONE = "America/Chicago"  # Marketo resets the daily quota at midnight "CST" (API.md §6)
+MAX_NAP_S = 1.0  # look again at least this often: wall-clock days and shares move on their own
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Limiter:
+    """`async with limiter.call(): ...` around each Marketo HTTP request (MarketoClient's port)."""
+
+    def __init__(
+        self,
+        budget: Budget,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        quota_zone: ZoneInfo | None = None,
+        quota_probe_s: float = 600.0,
+        on_wait: Callable[[float], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._budget = budget
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._zone = quota_zone if quota_zone is not None else ZoneInfo(QUOTA_ZONE)
+        self._quota_probe_s = quota_probe_s
+        self._on_wait = on_wait
+        self._sleep = sleep
+        # Set (and replaced) whenever room may have freed: a call finished or the share changed.
+        self._changed = asyncio.Event()
+
+    @asynccontextmanager
+    async def call(self) -> AsyncIterator[None]:
+        """Wait for the budget, hold one call slot for the body, release it however it ends.
+
+        A body running past `max_call_s` is cancelled (TimeoutError): the group's accounting
+        assumes no call lasts longer.
+        """
+        ticket = await self._acquire()
+        try:
+            async with asyncio.timeout(self._budget.limits.max_call_s):
+                yield
+        finally:
+            self._budget.finish(ticket, self._clock())
+            self._wake()
+
+    def rate_limited(self, code: str) -> None:
+        """Marketo answered 606 or 615: back off (core/budget.py has the policy)."""
+        self._budget.rate_limited(code, self._clock())
+
+    def quota_exhausted(self) -> None:
+        """Marketo answered 607: park until midnight in the quota zone or the next probe."""
+        now = self._clock()
+        until_reset_s = seconds_until_midnight(self._wall_clock(), self._zone)
+        self._budget.quota_exhausted(now, now + min(until_reset_s, self._quota_probe_s))
+
+    def observe_usage(self, used: int) -> None:
+        """Note the instance's calls today (stats/usage.json); park if the usable quota is spent."""
+        now = self._clock()
+        wall = self._wall_clock()
+        self._budget.observe_usage(quota_day(wall, self._zone), used)
+        self._today(now, wall)
+
+    def set_share(self, share: float) -> None:
+        """Spend `share` (assigned / total partitions) of the group budget."""
+        self._budget.set_share(share, self._clock())
+        self._wake()
+
+    def quota_parked_until(self) -> float | None:
+        """Monotonic time the quota park ends, or None: the loop pauses partitions meanwhile."""
+        return self._budget.parked_until(self._clock())
+
+    async def _acquire(self) -> CallTicket:
+        waited_s = 0.0
+        while True:
+            now = self._clock()
+            day = self._today(now, self._wall_clock())
+            wait_s = self._budget.wait_s(now)
+            if wait_s <= 0:
+                break
+            await self._nap(min(wait_s, MAX_NAP_S), self._changed)
+            waited_s += self._clock() - now
+        # No await since wait_s() said 0: no other task can take the room first.
+        ticket = self._budget.start(now, day=day)
+        if waited_s > 0 and self._on_wait is not None:
+            self._on_wait(waited_s)
+        return ticket
+
+    def _today(self, now: float, wall: datetime) -> date:
+        """The quota day; parks until its end once this replica's part of it is spent."""
+        day = quota_day(wall, self._zone)
+        budget = self._budget
+        if budget.share > 0 and budget.quota_remaining(day) <= 0:
+            budget.park(until=now + seconds_until_midnight(wall, self._zone))
+        return day
+
+    async def _nap(self, delay_s: float, changed: asyncio.Event) -> None:
+        """Sleep `delay_s`, or less if `changed` is set meanwhile."""
+        sleeper = asyncio.ensure_future(self._sleep(delay_s))
+        waker = asyncio.ensure_future(changed.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()

@@ -1,0 +1,55 @@
+"""Start-up: the static list behind each audience, found or created (DESIGN §2.2, API.md §9).
+
+`list: {name: ...}` is found by name or created in `marketo.list_folder` (a create race is
+resolved by reading by name again); `list: {id: ...}` must exist. Problems are ConfigErrors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import structlog
+
+from worker.core.ids import AudienceId, ListId
+from worker.errors import ConfigError
+from worker.marketo.responses import FolderInfo, ListInfo
+from worker.settings import Audience
+
+log = structlog.get_logger("worker.provisioning")
+
+
+class ListDirectory(Protocol):
+    """The asset calls provisioning makes (implemented by worker.marketo.client)."""
+
+    async def find_folder(self, name: str) -> FolderInfo | None: ...
+    async def find_list_by_name(self, name: str) -> ListInfo | None: ...
+    async def get_list(self, list_id: ListId) -> ListInfo | None: ...
+    async def create_list(self, name: str, folder_id: int, description: str) -> ListInfo: ...
+
+
+async def resolve_lists(
+    directory: ListDirectory, audiences: Sequence[Audience], folder_name: str
+) -> dict[AudienceId, ListId]:
+    """Return each audience's list id, creating lists given by name when they are missing."""
+    ids: dict[AudienceId, ListId] = {}
+    folder: FolderInfo | None = None
+    for index, audience in enumerate(audiences):
+        ref = audience.list_ref
+        if ref.id is not None:
+            found = await directory.get_list(ListId(ref.id))
+            if found is None:
+                raise ConfigError(f"audiences[{index}].list.id: static list {ref.id} not found")
+            ids[AudienceId(audience.id)] = found.id
+            continue
+        assert ref.name is not None  # ListRef guarantees exactly one of id or name
+        found = await directory.find_list_by_name(ref.name)
+        if found is None:
+            folder = folder or await directory.find_folder(folder_name)
+            if folder is None:
+                raise ConfigError(f"marketo.list_folder: folder {folder_name!r} not found")
+            description = f"Audience {audience.id}, kept by marketo-audience-worker"
+            found = await directory.create_list(ref.name, folder.id, description)
+            log.info("list.created", audience=audience.id, list_id=found.id)
+        ids[AudienceId(audience.id)] = found.id
+    return ids

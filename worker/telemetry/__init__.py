@@ -1,0 +1,1 @@
+"""Telemetry edges: logs, metrics and the health/metrics HTTP endpoint."""

@@ -1,0 +1,76 @@
+"""Every Prometheus metric the worker exports (DESIGN §6), declared once, in one registry.
+
+Label values come from small closed sets (outcomes, audience ids from the config, endpoint
+names, Marketo codes): never emails, profile ids or lead ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "marketo_worker_"
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 1800, 3600)
+
+
+class Metrics:
+    """The worker's metrics; a fresh registry per instance keeps tests independent."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        p = PREFIX
+        self.events = Counter(f"{p}events", "Input events by outcome", ["outcome"], registry=r)
+        self.membership_changes = Counter(
+            f"{p}membership_changes", "Membership changes derived", ["audience", "op"], registry=r
+        )
+        self.buffered_changes = Gauge(
+            f"{p}buffered_changes", "Changes waiting in a buffer", ["list"], registry=r
+        )
+        self.marketo_requests = Counter(
+            f"{p}marketo_requests", "Marketo calls", ["endpoint", "outcome"], registry=r
+        )
+        self.marketo_records = Counter(
+            f"{p}marketo_records", "Records in Marketo answers", ["endpoint", "status"], registry=r
+        )
+        self.marketo_request_duration = Histogram(
+            f"{p}marketo_request_duration_seconds",
+            "Duration of Marketo calls",
+            ["endpoint"],
+            registry=r,
+        )
+        self.budget_wait = Counter(
+            f"{p}budget_wait_seconds", "Time spent waiting for the call budget", registry=r
+        )
+        self.daily_quota_remaining = Gauge(
+            f"{p}daily_quota_remaining", "This replica's calls left today", registry=r
+        )
+        self.end_to_end_latency = Histogram(
+            f"{p}end_to_end_latency_seconds",
+            "Event ts to Marketo acknowledgement",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.committed_offset = Gauge(
+            f"{p}committed_offset", "Last committed offset", ["partition"], registry=r
+        )
+        self.consumer_lag = Gauge(
+            f"{p}consumer_lag", "Messages not yet committed", ["partition"], registry=r
+        )
+        self.dead_letters = Counter(
+            f"{p}dead_letters", "Invalid input records dead-lettered", ["reason"], registry=r
+        )
+        self.rejections = Counter(f"{p}rejections", "Changes Marketo refused", ["code"], registry=r)
+        self.state_profiles = Gauge(f"{p}state_profiles", "Profiles in state", registry=r)
+        self.state_restore = Counter(
+            f"{p}state_restore_seconds", "Time spent restoring state", registry=r
+        )
+        self.state_restored_profiles = Counter(
+            f"{p}state_restored_profiles", "Profiles read back from the changelog", registry=r
+        )
+        self.paused_partitions = Gauge(
+            f"{p}paused_partitions", "Partitions paused by backpressure", registry=r
+        )
+        self.rebalances = Counter(f"{p}rebalances", "Partition assignments changed", registry=r)
+        self.commit_failures = Counter(
+            f"{p}commit_failures", "Partition commits the broker refused", registry=r
+        )
