@@ -17,7 +17,7 @@ import structlog
 
 from worker.core import snapshot
 from worker.core.events import decode
-from worker.core.ids import AudienceId, ProfileId
+from worker.core.ids import AudienceId, ProfileId, Record
 from worker.core.ledger import Hold, OffsetLedger
 from worker.core.membership import Audiences, transitions
 from worker.core.outbox import Outbox
@@ -25,7 +25,6 @@ from worker.core.profile import Outcome, apply
 from worker.core.store import StateStore
 from worker.errors import PoisonMessage, WorkerError
 from worker.flusher import Flusher
-from worker.kafka.consumer import Record
 from worker.telemetry.metrics import Metrics
 
 log = structlog.get_logger("worker.loop")

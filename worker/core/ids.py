@@ -26,3 +26,13 @@ class Position:
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input record as read from Kafka: where it was, and its raw key and value."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None

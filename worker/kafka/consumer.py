@@ -11,21 +11,12 @@ partition's commit result is checked. Group protocol: KIP-848 (`group.protocol=c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from worker.core.ids import Record
+
 PartitionsCallback = Callable[[set[int]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One input record, as the loop sees it."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 class KafkaConsumer:
