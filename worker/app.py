@@ -160,6 +160,7 @@ async def _serve(
             settings.flush.commit_interval_s,
         ),
         restorer,
+        parked_until=limiter.quota_parked_until,
     )
     t = settings.telemetry
     runner, port = await start_http(

@@ -83,6 +83,7 @@ class Loop:
         settings: LoopSettings,
         restorer: Restorer,
         clock: Callable[[], float] = time.monotonic,
+        parked_until: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -96,6 +97,7 @@ class Loop:
         self.settings = settings
         self.restorer = restorer
         self.clock = clock
+        self.parked_until = parked_until  # the budget parked on the daily quota (607)
         self.assigned: set[int] = set()
         self.restoring: dict[int, asyncio.Task[None] | None] = {}
         self.paused: set[int] = set()  # paused for backpressure (restoring ones are apart)
@@ -264,7 +266,8 @@ class Loop:
 
     def _apply_backpressure(self, now: float) -> None:
         full = self.outbox.size() >= self.settings.max_buffered_changes
-        blocked = full or self.flusher.backpressure_until > now
+        parked = self.parked_until()
+        blocked = full or self.flusher.backpressure_until > now or (parked or 0.0) > now
         active = self.assigned - set(self.restoring)
         if blocked and active - self.paused:
             to_pause = active - self.paused
