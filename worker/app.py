@@ -23,6 +23,7 @@ from worker.flusher import Flusher, LeadFields
 from worker.kafka.changelog import read_partition
 from worker.kafka.consumer import KafkaConsumer
 from worker.kafka.producer import Publisher
+from worker.kafka.stats import consumer_lag
 from worker.kafka.topics import ensure_topics
 from worker.loop import Loop, LoopSettings
 from worker.marketo.client import MarketoClient
@@ -145,7 +146,15 @@ async def _serve(
         loop.on_revoke(parts)
         limiter.set_share(len(loop.assigned) / partitions)
 
-    consumer = KafkaConsumer({**config, "group.id": k.group_id}, k.topic, assigned, revoked)
+    def on_stats(stats_json: str) -> None:
+        for partition, lag in consumer_lag(stats_json, k.topic).items():
+            metrics.consumer_lag.labels(str(partition)).set(lag)
+        metrics.daily_quota_remaining.set(limiter.quota_remaining())
+        metrics.ready.set(1 if _readiness(loop)[0] else 0)
+
+    consumer = KafkaConsumer(
+        {**config, "group.id": k.group_id}, k.topic, assigned, revoked, on_stats=on_stats
+    )
     loop = Loop(
         consumer,
         publisher,

@@ -283,6 +283,7 @@ class Loop:
             log.info("partitions.resumed", partitions=sorted(self.paused))
             self.paused.clear()
         self.metrics.paused_partitions.set(len(self.paused))
+        self.metrics.state_profiles.set(len(self.store))
         for audience, buffer in self.outbox.lists.items():
             self.metrics.buffered_changes.labels(audience).set(len(buffer))
 

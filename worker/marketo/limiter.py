@@ -84,6 +84,10 @@ class Limiter:
         self._budget.set_share(share, self._clock())
         self._wake()
 
+    def quota_remaining(self) -> int:
+        """This replica's calls left today (its share of the daily quota minus the reserve)."""
+        return self._budget.quota_remaining(quota_day(self._wall_clock(), self._zone))
+
     def quota_parked_until(self) -> float | None:
         """Monotonic time the quota park ends, or None: the loop pauses partitions meanwhile."""
         return self._budget.parked_until(self._clock())

@@ -71,6 +71,9 @@ class Metrics:
             f"{p}paused_partitions", "Partitions paused by backpressure", registry=r
         )
         self.rebalances = Counter(f"{p}rebalances", "Partition assignments changed", registry=r)
+        self.ready = Gauge(
+            f"{p}ready", "1 when partitions are assigned and restored, else 0", registry=r
+        )
         self.commit_failures = Counter(
             f"{p}commit_failures", "Partition commits the broker refused", registry=r
         )
