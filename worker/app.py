@@ -19,8 +19,9 @@ from worker.core.ledger import OffsetLedger
 from worker.core.membership import AudienceRule, Audiences
 from worker.core.outbox import Outbox
 from worker.core.store import StateStore
+from worker.errors import ConfigError, RequestRejected
 from worker.flusher import Flusher, LeadFields
-from worker.kafka.changelog import read_partition
+from worker.kafka.changelog import read_end_offset, read_partition
 from worker.kafka.consumer import KafkaConsumer
 from worker.kafka.producer import Publisher
 from worker.kafka.stats import consumer_lag
@@ -96,7 +97,11 @@ async def run(settings: Settings) -> int:
         observer=MetricsObserver(metrics),
     )
     try:
-        limiter.observe_usage(await client.usage_today())  # also proves the credentials
+        try:
+            limiter.observe_usage(await client.usage_today())  # also proves the credentials
+        except RequestRejected as exc:
+            # bad credentials (401) or base_url (3xx/4xx): a configuration error, not a crash
+            raise ConfigError(f"marketo: {exc}: check base_url and MARKETO_CLIENT_*") from None
         list_ids = await resolve_lists(client, settings.audiences, m.list_folder)
         return await _serve(settings, metrics, config, partitions, limiter, client, list_ids, stop)
     finally:
@@ -167,9 +172,11 @@ async def _serve(
             k.max_event_bytes,
             settings.flush.max_buffered_changes,
             settings.flush.commit_interval_s,
+            handover_s=settings.marketo.request_timeout_s + 1.0,
         ),
         restorer,
         parked_until=limiter.quota_parked_until,
+        end_offset=lambda p: read_end_offset(config, k.topic, p),
     )
     t = settings.telemetry
     runner, port = await start_http(

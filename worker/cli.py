@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from worker.errors import ConfigError
-
-
-def _sandbox(argv: list[str]) -> int:
-    # the sandbox is its own sub-package, imported only when asked for
-    sandbox_cli = importlib.import_module("worker.sandbox.cli")
-    return int(sandbox_cli.main(argv))
 
 
 def _validate(argv: list[str]) -> int:
@@ -68,9 +63,29 @@ def _run(argv: list[str]) -> int:
         return 2
 
 
+def _module_main(module: str) -> Callable[[list[str]], int]:
+    """A command that lives in its own module's `main(argv)`, imported only when asked for."""
+
+    def run(argv: list[str]) -> int:
+        return int(importlib.import_module(module).main(argv))
+
+    return run
+
+
 COMMANDS = {
     "run": (_run, "run the worker: run CONFIG"),
-    "sandbox": (_sandbox, "run the local Marketo sandbox (a stand-in Marketo REST API)"),
+    "import-audience": (
+        _module_main("worker.importer"),
+        "publish a CSV as audience membership events: import-audience CONFIG AUDIENCE FILE",
+    ),
+    "generate": (
+        _module_main("worker.generator"),
+        "publish realistic events: generate CONFIG --rate N",
+    ),
+    "sandbox": (
+        _module_main("worker.sandbox.cli"),
+        "run the local Marketo sandbox (a stand-in Marketo REST API)",
+    ),
     "validate": (_validate, "check a configuration file: validate CONFIG [--online]"),
 }
 

@@ -51,6 +51,7 @@ class Publisher(Protocol):
 
 
 Restorer = Callable[[int], Iterable[list[tuple[bytes, bytes | None]]]]
+EndOffset = Callable[[int], int]  # an input partition's high watermark, asked of the broker
 
 
 class DeliveryFailed(WorkerError):
@@ -65,6 +66,9 @@ class LoopSettings:
     max_event_bytes: int
     max_buffered_changes: int
     commit_interval_s: float
+    # a newly assigned partition starts no earlier than this after its assignment, so that every
+    # Marketo call its previous owner started has ended (calls are bounded by the client timeout)
+    handover_s: float = 0.0
     poll_batch: int = 500
     idle_sleep_s: float = 0.01
 
@@ -84,6 +88,7 @@ class Loop:
         restorer: Restorer,
         clock: Callable[[], float] = time.monotonic,
         parked_until: Callable[[], float | None] = lambda: None,
+        end_offset: EndOffset = lambda _partition: -1,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -98,6 +103,11 @@ class Loop:
         self.restorer = restorer
         self.clock = clock
         self.parked_until = parked_until  # the budget parked on the daily quota (607)
+        self.end_offset = end_offset
+        # per partition: offsets below this were readable before we owned it, so a previous
+        # owner may have acted on them (DESIGN §3.1: replayed changes are sent explicitly)
+        self.replay_until: dict[int, int] = {}
+        self.starts_at: dict[int, float] = {}  # assigned partitions waiting for the handover
         self.assigned: set[int] = set()
         self.restoring: dict[int, asyncio.Task[None] | None] = {}
         self.paused: set[int] = set()  # paused for backpressure (restoring ones are apart)
@@ -108,10 +118,12 @@ class Loop:
     def on_assign(self, partitions: set[int]) -> None:
         """New partitions: track them, keep them paused until their state is restored."""
         self.metrics.rebalances.inc()
+        now = self.clock()
         for partition in partitions:
             self.ledger.assign(partition)
             self.store.assign(partition)
             self.restoring[partition] = None
+            self.starts_at[partition] = now + self.settings.handover_s
         self.assigned |= partitions
         self.consumer.pause(partitions)
         log.info("partitions.assigned", partitions=sorted(partitions))
@@ -126,6 +138,8 @@ class Loop:
             task = self.restoring.pop(partition, None)
             if task is not None:
                 task.cancel()
+            self.starts_at.pop(partition, None)
+            self.replay_until.pop(partition, None)
         self.assigned -= partitions
         self.paused -= partitions
         log.info("partitions.revoked", partitions=sorted(partitions))
@@ -148,7 +162,7 @@ class Loop:
         self.publisher.poll()
         if now - self.last_commit >= self.settings.commit_interval_s:
             await self.commit()  # 7. commit what the ledger released
-        self._start_restores()
+        self._start_restores(now)
         self._apply_backpressure(now)  # 8. pause or resume
         return bool(records)
 
@@ -181,7 +195,12 @@ class Loop:
         state = self.store.get(profile)
         assert state is not None
         released = self.outbox.enqueue(
-            profile, state, flips, lambda: self.ledger.hold(record.partition, record.offset), now
+            profile,
+            state,
+            flips,
+            lambda: self.ledger.hold(record.partition, record.offset),
+            now,
+            explicit=record.offset < self.replay_until.get(record.partition, -1),
         )
         for hold in released:
             self.ledger.release(hold)
@@ -222,13 +241,15 @@ class Loop:
                 self.metrics.commit_failures.inc()
                 log.warning("offsets.commit_failed", partition=partition, error=error)
 
-    def _start_restores(self) -> None:
+    def _start_restores(self, now: float) -> None:
+        """Restore newly assigned partitions once the previous owner's calls surely ended."""
         for partition, task in self.restoring.items():
-            if task is None:
+            if task is None and self.starts_at.get(partition, 0.0) <= now:
                 self.restoring[partition] = asyncio.create_task(self._restore(partition))
 
     async def _restore(self, partition: int) -> None:
         started = time.monotonic()
+        end = await asyncio.to_thread(self.end_offset, partition)
         batches = await asyncio.to_thread(lambda: list(self.restorer(partition)))
         count = 0
         epoch = self.ledger.epoch(partition)
@@ -241,6 +262,8 @@ class Loop:
         self.metrics.state_profiles.set(len(self.store))
         if partition in self.restoring:
             del self.restoring[partition]
+            self.starts_at.pop(partition, None)
+            self.replay_until[partition] = end
             if partition not in self.paused:
                 self.consumer.resume({partition})
         log.info("state.restored", partition=partition, profiles=count, seconds=round(elapsed, 3))

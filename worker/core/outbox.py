@@ -80,8 +80,16 @@ class Outbox:
         flips: Mapping[AudienceId, bool],
         hold: Callable[[], Hold | None],
         now: float,
+        *,
+        explicit: bool = False,
     ) -> list[Hold | None]:
-        """Buffer the membership flips of one event; return holds that coalescing released."""
+        """Buffer the membership flips of one event; return holds that coalescing released.
+
+        `explicit` is for events a previous owner of the partition may already have acted on
+        (the replay after a crash or a rebalance): what it sent to Marketo is unknown, so the
+        final membership is sent as is, even where it equals what the state says was
+        acknowledged; coalescing still keeps only the last change.
+        """
         released: list[Hold | None] = []
         for audience, member in flips.items():
             buffer = self.lists.get(audience)
@@ -89,19 +97,19 @@ class Outbox:
                 continue  # an audience no longer configured: nothing to send
             in_flight = buffer.in_flight(profile)
             baseline = in_flight if in_flight is not None else audience in state.acked
-            if member == baseline:
+            if member == baseline and not explicit:
                 released.append(buffer.cancel(profile))  # enter then exit: no call at all
                 self._forget_lead_sync(profile, state.email)
                 continue
             released.append(buffer.put(profile, member, hold(), now))
-            if member and state.lead_id is None and state.email is not None:
+            if state.lead_id is None and state.email is not None:
                 waiting = self.leads.pending(state.email) or frozenset()
                 self.leads.put(state.email, waiting | {profile}, None, now)
         return released
 
     def _forget_lead_sync(self, profile: ProfileId, email: str | None) -> None:
         """Drop a pending lead sync that no list entry waits for any more."""
-        if email is None or any(b.pending(profile) is True for b in self.lists.values()):
+        if email is None or any(b.pending(profile) is not None for b in self.lists.values()):
             return
         waiting = self.leads.pending(email)
         if waiting is not None and profile in waiting:
@@ -210,18 +218,19 @@ class Outbox:
                     state.lead_id = lead_id
                     settled.changed.append(profile)
                     continue
-                settled.holds.extend(self._cancel_adds(profile))
+                settled.holds.extend(self._cancel_waiting(profile))
                 if match_only and code == "1004":
                     unmatched += 1  # match_only: a person unknown to Marketo is never created
                 else:
                     settled.rejections.append(Rejection(profile, None, "sync_lead", code, message))
         return Settled(settled.holds, settled.rejections, settled.changed, unmatched)
 
-    def _cancel_adds(self, profile: ProfileId) -> list[Hold | None]:
+    def _cancel_waiting(self, profile: ProfileId) -> list[Hold | None]:
+        """Cancel the changes that waited for a lead id that will not come."""
         return [
             buffer.cancel(profile)
             for buffer in self.lists.values()
-            if buffer.pending(profile) is True
+            if buffer.pending(profile) is not None
         ]
 
     def reject_call(self, call: LeadSyncCall | ListCall, code: str, message: str) -> Settled:
@@ -232,7 +241,7 @@ class Outbox:
             rejections = []
             for item in call.taken:
                 for profile in item.entry.value:
-                    holds.extend(self._cancel_adds(profile))
+                    holds.extend(self._cancel_waiting(profile))
                     rejections.append(Rejection(profile, None, "sync_lead", code, message))
             return Settled(holds, rejections, [])
         self.lists[call.audience].finish(item.key for item in call.taken)

@@ -45,3 +45,13 @@ def read_partition(
                 yield batch
     finally:
         consumer.close()
+
+
+def read_end_offset(config: Mapping[str, str], topic: str, partition: int) -> int:
+    """Return a partition's high watermark (the offset the next record will get)."""
+    consumer = Consumer({**config, "group.id": "unused-no-commits", "enable.auto.commit": False})
+    try:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+        return int(high)
+    finally:
+        consumer.close()

@@ -12,15 +12,17 @@ import orjson
 def consumer_lag(stats_json: str | bytes, topic: str) -> dict[int, int]:
     """Return partition -> lag for the assigned partitions of `topic` that report one."""
     try:
-        stats = orjson.loads(stats_json)
-        partitions = stats["topics"][topic]["partitions"]
+        partitions = orjson.loads(stats_json)["topics"][topic]["partitions"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
+        return {}
+    if not isinstance(partitions, dict):
         return {}
     lags: dict[int, int] = {}
     for key, entry in partitions.items():
-        if key == "-1" or not isinstance(entry, dict):
+        # "-1" (librdkafka's internal entry) is not decimal, so it is skipped with the garbage
+        if not key.isdecimal() or not isinstance(entry, dict):
             continue
         lag = entry.get("consumer_lag")
-        if isinstance(lag, int) and lag >= 0 and entry.get("fetch_state") != "none":
+        if type(lag) is int and lag >= 0 and entry.get("fetch_state") != "none":
             lags[int(key)] = lag
     return lags

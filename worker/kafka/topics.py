@@ -6,23 +6,24 @@ state lives in the same partition number as its events) and be compacted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMetadata
 
 from worker.errors import ConfigError
+
+_METADATA_TIMEOUT_S = 15.0
+# librdkafka reports a refused login only through error_cb; list_topics just times out
+_REFUSED = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
 
 
 def ensure_topics(
     config: Mapping[str, str], topic: str, dead_letter: str, rejections: str, state: str
 ) -> int:
     """Check the input topic, create missing output topics; return the partition count."""
-    admin = AdminClient(dict(config))
-    try:
-        existing = admin.list_topics(timeout=15).topics
-    except KafkaException as exc:
-        raise ConfigError(f"kafka.bootstrap_servers: cannot reach Kafka: {exc}") from None
+    admin, existing = _list_topics(config)
     if topic not in existing:
         raise ConfigError(f"kafka.topic: input topic {topic!r} does not exist")
     partitions = len(existing[topic].partitions)
@@ -47,6 +48,30 @@ def ensure_topics(
     elif state in existing:
         _check_state_topic(admin, state, len(existing[state].partitions), partitions)
     return partitions
+
+
+def _list_topics(config: Mapping[str, str]) -> tuple[AdminClient, dict[str, TopicMetadata]]:
+    """Return an admin client and the topics; a refused login fails fast, naming it."""
+    refused: list[KafkaError] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() in _REFUSED:
+            refused.append(error)
+
+    admin = AdminClient(dict(config), error_cb=on_error)
+    deadline = time.monotonic() + _METADATA_TIMEOUT_S
+    while True:
+        try:
+            return admin, admin.list_topics(timeout=1.0).topics
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            if refused:
+                raise ConfigError(
+                    "kafka.options: Kafka refused the login (authentication failed; check "
+                    f"sasl.username / sasl.password): {refused[-1].str()}"
+                ) from None
+            if time.monotonic() >= deadline:
+                raise ConfigError(f"kafka.bootstrap_servers: cannot reach Kafka: {exc}") from None
 
 
 def _check_state_topic(admin: AdminClient, state: str, have: int, want: int) -> None:

@@ -155,3 +155,19 @@ def test_enter_then_exit_before_flush_needs_no_lead_sync() -> None:
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
     assert outbox.next_lead_sync(now=100.0, force=True) is None
+
+
+def test_replayed_exit_is_sent_even_when_the_state_saw_no_add() -> None:
+    """After a takeover, a replayed enter-then-exit still sends the remove: the previous owner
+    may have added the person before it died without recording it."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    enqueue_explicit = [(True, 0), (False, 1)]
+    for member, offset in enqueue_explicit:
+        ledger.read(0, offset)
+        outbox.enqueue(
+            P, states[P], {A: member}, lambda o=offset: ledger.hold(0, o), 0.0, explicit=True
+        )
+    call = outbox.next_list_call(states.get, now=100.0)
+    assert call is not None
+    assert call.op is Op.REMOVE
