@@ -1,0 +1,219 @@
+"""The import-audience command (DESIGN §2.4): a CSV of people becomes membership events.
+
+Streams the file row by row (any size), publishes one event per good row to the input topic,
+reports bad rows with their line numbers and goes on. Deciding what a row means is
+worker/core/uploads.py; this module only reads, reports and produces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from worker.app import kafka_config
+from worker.core.ids import AudienceId
+from worker.core.uploads import (
+    BadRow,
+    Header,
+    Status,
+    UploadEvent,
+    next_ts_ms,
+    parse_header,
+    records,
+    to_event,
+)
+from worker.errors import ConfigError
+from worker.kafka.events_producer import EventsProducer
+from worker.settings import Settings, load_settings
+
+EXIT_BAD_ROWS = 1
+EXIT_USAGE = 2  # configuration, audience, file or header problems: nothing was published
+EXIT_NOT_PUBLISHED = 3  # Kafka refused some events for good
+EXIT_INTERRUPTED = 130
+_PROGRESS_EVERY_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where and what each row becomes: the audience, its status, the event size limit."""
+
+    audience: AudienceId
+    status: Status
+    max_bytes: int
+
+
+@dataclass(slots=True)
+class _Counts:
+    """How far the run got: rows read and rows refused."""
+
+    rows: int = 0
+    bad: int = 0
+
+
+class _Progress:
+    """A one-line `\\r` progress bar on stderr when it is a terminal; bad-row notes either way."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = stream.isatty()
+        self.started = time.monotonic()
+        self.next_draw = self.started + _PROGRESS_EVERY_S  # a rate needs some time to mean much
+
+    def update(self, counts: _Counts) -> None:
+        now = time.monotonic()
+        if not self.shown or now < self.next_draw:
+            return
+        self.next_draw = now + _PROGRESS_EVERY_S
+        rate = counts.rows / max(now - self.started, 1e-3)
+        self.stream.write(f"\r{counts.rows:,} rows, {counts.bad:,} bad, {rate:,.0f} rows/s\x1b[K")
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        self.clear()
+        print(text, file=self.stream)
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `import-audience CONFIG AUDIENCE_ID FILE.csv [--exit]`; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, require_credentials=False)
+        audience = _upload_audience(settings, args.audience_id)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    target = _Target(
+        audience, "exited" if args.exit else "realized", settings.kafka.max_event_bytes
+    )
+    try:
+        # -sig: Excel writes a BOM; surrogateescape: a row with bad bytes is one bad row
+        handle = args.file.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    with handle:
+        return _import(settings, target, handle)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="marketo-worker import-audience",
+        description="Publish one membership event per CSV row for an `origin: upload` audience.",
+    )
+    parser.add_argument("config", type=Path, help="the YAML configuration file")
+    parser.add_argument("audience_id", help="an audience of the config with origin: upload")
+    parser.add_argument(
+        "file", type=Path, help="CSV with a header: email, [profile_id], [ecid], ..."
+    )
+    parser.add_argument(
+        "--exit", action="store_true", help="the people in the file exit the audience"
+    )
+    return parser
+
+
+def _upload_audience(settings: Settings, audience_id: str) -> AudienceId:
+    for audience in settings.audiences:
+        if audience.id == audience_id:
+            if audience.origin != "upload":
+                raise ConfigError(
+                    f"audience {audience_id!r} has origin {audience.origin!r}: "
+                    "only audiences with origin: upload take uploads"
+                )
+            return AudienceId(audience_id)
+    known = ", ".join(a.id for a in settings.audiences if a.origin == "upload") or "none"
+    raise ConfigError(f"audience {audience_id!r} is not in the config (upload audiences: {known})")
+
+
+def _import(settings: Settings, target: _Target, handle: TextIO) -> int:
+    rows = records(handle)
+    try:
+        header = _header(rows)
+        producer = EventsProducer(kafka_config(settings), settings.kafka.topic)
+        producer.check_topic(timeout_s=15)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    progress, counts = _Progress(sys.stderr), _Counts()
+    interrupted = False
+    try:
+        _publish(header, rows, producer, target, progress, counts)
+    except KeyboardInterrupt:
+        interrupted = True
+        progress.note(f"interrupted after {counts.rows} rows")
+    while producer.flush(0.5) > 0:
+        progress.update(counts)
+    progress.clear()
+    return _summary(producer, counts, interrupted)
+
+
+def _header(rows: Iterator[tuple[int, list[str] | BadRow]]) -> Header:
+    first = next(rows, None)
+    if first is None:
+        raise ConfigError("the file is empty: it needs a header row with an email column")
+    line, cells = first
+    header = parse_header(cells) if isinstance(cells, list) else cells.reason
+    if isinstance(header, str):
+        raise ConfigError(f"line {line}: {header}")
+    return header
+
+
+def _publish(
+    header: Header,
+    rows: Iterator[tuple[int, list[str] | BadRow]],
+    producer: EventsProducer,
+    target: _Target,
+    progress: _Progress,
+    counts: _Counts,
+) -> None:
+    last_ts_ms = 0
+    for line, cells in rows:
+        counts.rows += 1
+        ts_ms = next_ts_ms(time.time_ns() // 1_000_000, last_ts_ms)
+        result = cells if isinstance(cells, BadRow) else _event(header, cells, line, target, ts_ms)
+        if isinstance(result, BadRow):
+            counts.bad += 1
+            progress.note(f"line {result.line}: {result.reason}")
+        else:
+            producer.produce(result.key, result.value)
+            last_ts_ms = ts_ms
+        progress.update(counts)
+
+
+def _event(
+    header: Header, cells: list[str], line: int, target: _Target, ts_ms: int
+) -> UploadEvent | BadRow:
+    return to_event(
+        header,
+        cells,
+        line=line,
+        audience=target.audience,
+        status=target.status,
+        ts_ms=ts_ms,
+        max_bytes=target.max_bytes,
+    )
+
+
+def _summary(producer: EventsProducer, counts: _Counts, interrupted: bool) -> int:
+    print(f"imported {producer.delivered} rows, {counts.bad} bad rows")
+    if producer.failed:
+        print(
+            f"{producer.failed} events were not published: {producer.first_error}",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_PUBLISHED
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_BAD_ROWS if counts.bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
