@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
 import structlog
 
+from worker.core.fields import Converter
 from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
 from worker.core.ledger import OffsetLedger
 from worker.core.outbox import LeadSyncCall, ListCall, Outbox, Rejection, Settled
@@ -59,32 +60,34 @@ class RejectionSink(Protocol):
     def rejection(self, key: bytes, value: bytes) -> None: ...
 
 
+INVALID_VALUE = "invalid_value"  # a mapped value Marketo would refuse (1003); never sent
+
+SyncRow = tuple[str, LeadId | None, str, str]  # status, lead id, reason code, reason message
+
+
 @dataclass(frozen=True, slots=True)
 class LeadFields:
-    """How a profile becomes a Marketo person record: the match key and mapped fields."""
+    """How a profile becomes a Marketo person record: the match key and converted fields."""
 
     lookup_field: str
-    mapping: Sequence[tuple[str, str]]  # (attribute path, Marketo field)
+    converter: Converter
     match_only: bool
 
-    def record(self, email: str, state: ProfileState | None) -> dict[str, object]:
-        """Return the sync-leads input record for one email."""
-        record: dict[str, object] = {self.lookup_field: email}
-        if state is not None:
-            for path, field in self.mapping:
-                value = _read_path(state.attributes, path)
-                if value is not None:
-                    record[field] = value
-        return record
+    def record(
+        self, email: str, state: ProfileState | None
+    ) -> tuple[dict[str, object], list[tuple[str, str]]]:
+        """Return the sync-leads input record for one email, and the (field, reason) refused."""
+        if state is None:
+            return {self.lookup_field: email}, []
+        identities = {"email": state.email, "ecid": state.ecid}
+        fields, refusals = self.converter.convert(state.attributes, identities)
+        # the lookup value last: check_mapping allows only identities.email into that field
+        return {**fields, self.lookup_field: email}, refusals
 
 
-def _read_path(attributes: Mapping[str, object], path: str) -> object:
-    value: object = attributes
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
+def _refused_row(refusals: Sequence[tuple[str, str]]) -> SyncRow:
+    message = "; ".join(f"{field}: {reason}" for field, reason in refusals)
+    return ("skipped", None, INVALID_VALUE, message)
 
 
 class Flusher:
@@ -158,22 +161,29 @@ class Flusher:
 
     async def _send(self, call: LeadSyncCall | ListCall) -> Settled:
         if isinstance(call, LeadSyncCall):
-            records = [
-                self.fields.record(item.key, self._first_state(item.entry.value))
-                for item in call.taken
-            ]
-            action = "updateOnly" if self.fields.match_only else "createOrUpdate"
-            results = await self.writer.sync_leads(
-                records, action=action, lookup_field=self.fields.lookup_field
-            )
-            rows = [(r.status, r.lead_id, *_first_reason(r)) for r in results]
-            return self.outbox.settle_lead_sync(call, rows, self.store.get, self.fields.match_only)
+            return await self._sync_leads(call)
         list_id = self.list_ids[call.audience]
         send = self.writer.add_to_list if call.op is Op.ADD else self.writer.remove_from_list
         results = await send(list_id, call.lead_ids)
         rows3 = [(r.status, *_first_reason(r)) for r in results]
         current = self._current_epoch_only(call)
         return self.outbox.settle_list_call(call, rows3, current)
+
+    async def _sync_leads(self, call: LeadSyncCall) -> Settled:
+        """Send the records Marketo can take; one with a refused value becomes a rejection."""
+        built = [
+            self.fields.record(item.key, self._first_state(item.entry.value)) for item in call.taken
+        ]
+        sendable = [record for record, refusals in built if not refusals]
+        answers: Iterator[SyncRow] = iter(())
+        if sendable:
+            action = "updateOnly" if self.fields.match_only else "createOrUpdate"
+            results = await self.writer.sync_leads(
+                sendable, action=action, lookup_field=self.fields.lookup_field
+            )
+            answers = iter([(r.status, r.lead_id, *_first_reason(r)) for r in results])
+        rows = [_refused_row(refusals) if refusals else next(answers) for _, refusals in built]
+        return self.outbox.settle_lead_sync(call, rows, self.store.get, self.fields.match_only)
 
     def _current_epoch_only(self, call: ListCall) -> Callable[[ProfileId], ProfileState | None]:
         """A state lookup that hides profiles whose partition was revoked since the call began."""

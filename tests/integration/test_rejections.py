@@ -30,7 +30,7 @@ AUDIENCES = [{"id": "all", "name": "All", "rule": "exists(country)", "list": {"n
 def test_refused_record_goes_to_rejections_and_offsets_move_on(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """A lead whose score is not an integer is refused (1003) and published as a rejection."""
+    """A lead whose email is not ASCII is refused by Marketo (1003) and published as a rejection."""
     topic = new_input_topic(kafka_bootstrap, partitions=1)
     good = [
         event(
@@ -44,8 +44,8 @@ def test_refused_record_goes_to_rejections_and_offsets_move_on(
     bad = event(
         "p-bad",
         1,
-        identities={"email": "bad@example.com"},
-        attributes={"country": "FR", "firstName": "A", "lastName": "B", "score": "lots"},
+        identities={"email": "bäd@example.com"},  # Marketo wants ASCII emails (API.md §4.1)
+        attributes={"country": "FR", "firstName": "A", "lastName": "B", "score": 5},
     )
     with SandboxProcess("--no-limits") as sandbox:
         path = write_config(tmp_path / "c.yaml", kafka_bootstrap, sandbox.url, topic, AUDIENCES)

@@ -1,0 +1,170 @@
+"""Start-up checks against Marketo (DESIGN §2.2): credentials, mapped fields, folder and lists.
+
+`startup_checks` is what `run` does before consuming (a problem is a ConfigError); `check_online`
+is `validate --online`: the same field checks plus the lists `run` would find or create, without
+creating anything. Every problem names its configuration key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from worker.core.fields import Converter, FieldSpec, check_mapping
+from worker.core.ids import ListId
+from worker.errors import ConfigError, MarketoError, RequestRejected
+from worker.marketo.client import MarketoClient
+from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo
+from worker.settings import Audience, Settings
+
+_PROBE_VALUE = "0"  # matches no lead, and is valid for the string, email and integer keys
+_NOT_A_LOOKUP = "1011"  # API.md §7.3: field not supported as lookupField/filterType
+_VALIDATE_ATTEMPTS = 2  # validate should answer quickly when Marketo is unreachable
+
+
+class FieldDirectory(Protocol):
+    """The describe and lookup calls the field checks make (worker.marketo.client)."""
+
+    async def describe_fields(self) -> Sequence[FieldInfo]: ...
+    async def find_leads(
+        self, field: str, values: Sequence[str], fields: Sequence[str]
+    ) -> Sequence[Mapping[str, object]]: ...
+
+
+class MarketoDirectory(FieldDirectory, Protocol):
+    """Every read `check_online` makes; it never writes."""
+
+    async def find_folder(self, name: str) -> FolderInfo | None: ...
+    async def find_list_by_name(self, name: str) -> ListInfo | None: ...
+    async def get_list(self, list_id: ListId) -> ListInfo | None: ...
+
+
+def _mapping_pairs(settings: Settings) -> list[tuple[str, str]]:
+    return [(mapping.source, mapping.field) for mapping in settings.mapping]
+
+
+async def _field_specs(client: FieldDirectory) -> dict[str, FieldSpec]:
+    fields = await client.describe_fields()
+    return {f.name: FieldSpec(f.name, f.data_type, f.length, f.updateable) for f in fields}
+
+
+async def _lookup_problems(client: FieldDirectory, lookup_field: str) -> list[str]:
+    """Ask Marketo whether it accepts the lookup field as a filter (describe2's searchable)."""
+    try:
+        await client.find_leads(lookup_field, [_PROBE_VALUE], ["id"])
+    except RequestRejected as exc:
+        if exc.code != _NOT_A_LOOKUP:
+            raise
+        return [f"marketo.lookup_field: Marketo does not accept {lookup_field} as a lookup field"]
+    return []
+
+
+def _field_problems(settings: Settings, specs: Mapping[str, FieldSpec]) -> list[str]:
+    return check_mapping(_mapping_pairs(settings), specs, settings.marketo.lookup_field)
+
+
+def _lookup_known(problems: Sequence[str]) -> bool:
+    return not any(p.startswith("marketo.lookup_field:") for p in problems)
+
+
+async def startup_checks(settings: Settings, client: FieldDirectory) -> Converter:
+    """Check the mapping against describe; return the converter for lead records."""
+    specs = await _field_specs(client)
+    problems = _field_problems(settings, specs)
+    if _lookup_known(problems):
+        problems += await _lookup_problems(client, settings.marketo.lookup_field)
+    if problems:
+        raise ConfigError("the mapping does not fit Marketo's fields\n" + "\n".join(problems))
+    return Converter(_mapping_pairs(settings), specs)
+
+
+def _connection_problem(exc: MarketoError, base_url: str) -> str:
+    if exc.code == "http_401":
+        return (
+            "marketo.client_id: Marketo refused the credentials "
+            "(MARKETO_CLIENT_ID / MARKETO_CLIENT_SECRET)"
+        )
+    if exc.code in {"connection", "timeout"} or exc.code.startswith("http_"):
+        return f"marketo.base_url: no usable answer from {base_url}: {exc}"
+    return f"marketo: describe failed: {exc}"
+
+
+async def _list_problems(
+    client: MarketoDirectory, audiences: Sequence[Audience], folder_name: str
+) -> list[str]:
+    """What `resolve_lists` would refuse at start-up: missing lists, or no folder to create in."""
+    problems: list[str] = []
+    to_create: list[str] = []
+    for index, audience in enumerate(audiences):
+        ref = audience.list_ref
+        if ref.id is not None and await client.get_list(ListId(ref.id)) is None:
+            problems.append(f"audiences[{index}].list.id: static list {ref.id} not found")
+        elif ref.name is not None and await client.find_list_by_name(ref.name) is None:
+            to_create.append(f"audiences[{index}].list.name")
+    if to_create and await client.find_folder(folder_name) is None:
+        problems.append(
+            f"marketo.list_folder: folder {folder_name!r} not found; "
+            f"it is needed to create the lists of {', '.join(to_create)}"
+        )
+    return problems
+
+
+async def check_online(settings: Settings, client: MarketoDirectory) -> list[str]:
+    """Every problem `run` would meet in Marketo at start-up, each naming its key."""
+    m = settings.marketo
+    try:
+        # the first call also fetches a token: a refusal here is about the credentials
+        specs = await _field_specs(client)
+    except MarketoError as exc:
+        return [_connection_problem(exc, m.base_url)]
+    problems = _field_problems(settings, specs)
+    try:
+        if _lookup_known(problems):
+            problems += await _lookup_problems(client, m.lookup_field)
+        problems += await _list_problems(client, settings.audiences, m.list_folder)
+    except MarketoError as exc:
+        problems.append(f"marketo: a check failed before it could answer: {exc}")
+    return problems
+
+
+class _Unmetered:
+    """The client's limiter port, without a budget: validate makes a handful of sequential
+    calls, where the group budget is for a running worker."""
+
+    @asynccontextmanager
+    async def call(self) -> AsyncIterator[None]:
+        yield
+
+    def rate_limited(self, code: str) -> None:
+        """Nothing to slow down: the client's own backoff is enough for a few calls."""
+
+    def quota_exhausted(self) -> None:
+        """Reported as a problem by the caller; nothing to park."""
+
+
+async def _check_with_client(settings: Settings) -> list[str]:
+    m = settings.marketo
+    client = MarketoClient(
+        m.base_url,
+        m.client_id,
+        m.client_secret,
+        _Unmetered(),
+        timeout_s=m.request_timeout_s,
+        max_attempts=_VALIDATE_ATTEMPTS,
+        ca_bundle=m.ca_bundle,
+    )
+    async with client:
+        return await check_online(settings, client)
+
+
+def main_validate_online(settings: Settings) -> int:
+    """`marketo-worker validate CONFIG --online`: print the problems (exit 2) or that all is OK."""
+    problems = asyncio.run(_check_with_client(settings))
+    if problems:
+        print("online checks failed:", *problems, sep="\n", file=sys.stderr)
+        return 2
+    print(f"online checks OK: {len(settings.mapping)} mappings, {len(settings.audiences)} lists")
+    return 0
