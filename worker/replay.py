@@ -1,0 +1,142 @@
+"""`marketo-worker replay-dlq CONFIG`: re-publish dead letters that decode under the current config.
+
+Reads the dead-letter topic once (group `<group_id>.replay-dlq`, so a second run starts where this
+one stopped); records that still fail are reported and left in the topic. Never touches Marketo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import structlog
+
+from worker.app import kafka_config
+from worker.core.events import decode
+from worker.errors import ConfigError, PoisonMessage
+from worker.kafka.replay import DeadLetter, DeadLetterReader, InputRepublisher, partition_count
+from worker.settings import Settings, load_settings
+from worker.telemetry.logging import configure
+
+log = structlog.get_logger("worker.replay")
+SAMPLES = 5  # failing records shown with their position
+FLUSH_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A dead letter that still does not decode: where it is and why."""
+
+    partition: int
+    offset: int
+    kind: str
+    message: str
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a replay did (filled while it reads)."""
+
+    replayed: int = 0
+    failing: Counter[str] = field(default_factory=Counter)
+    samples: list[Failure] = field(default_factory=list)
+    complete: bool = True
+    delivered: bool = True
+
+
+def main(argv: list[str]) -> int:
+    """Parse `replay-dlq CONFIG [--dry-run] [--max N]` and run it; return the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="marketo-worker replay-dlq",
+        description="Re-publish dead letters that are valid under the current configuration.",
+    )
+    parser.add_argument("config", type=Path, help="the YAML configuration file")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="report what would be replayed; publish nothing"
+    )
+    parser.add_argument("--max", type=int, default=None, help="handle at most N dead letters")
+    args = parser.parse_args(argv)
+    if args.max is not None and args.max < 1:
+        parser.error("--max must be at least 1")
+    try:
+        settings = load_settings(args.config, require_credentials=False)  # Kafka only
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure(settings.telemetry.log_level, settings.telemetry.log_format)
+    try:
+        summary = replay(settings, dry_run=args.dry_run, limit=args.max)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print_summary(summary, dry_run=args.dry_run, out=sys.stdout)
+    return 0 if summary.delivered and not summary.failing else 1
+
+
+def replay(settings: Settings, *, dry_run: bool, limit: int | None) -> Summary:
+    """Read the dead letters once; publish (unless `dry_run`) and commit the ones that decode."""
+    k = settings.kafka
+    config = kafka_config(settings)
+    partitions = partition_count(config, k.topic)
+    if partitions is None:
+        raise ConfigError(f"kafka.topic: input topic {k.topic!r} does not exist")
+    reader = DeadLetterReader(config, k.dead_letter_topic, f"{k.group_id}.replay-dlq")
+    publisher = None if dry_run else InputRepublisher(config, k.topic)
+    summary = Summary()
+    try:
+        for index, record in enumerate(reader.read()):
+            _handle(record, settings, summary, publisher, partitions)
+            if limit is not None and index + 1 >= limit:
+                break
+        summary.complete = reader.complete
+        if publisher is not None:
+            # commit after the input has every replayed record: a crash replays again, never loses
+            summary.delivered = publisher.flush(FLUSH_TIMEOUT_S)
+            if summary.delivered:
+                reader.commit()
+    finally:
+        reader.close()
+    return summary
+
+
+def _handle(
+    record: DeadLetter,
+    settings: Settings,
+    summary: Summary,
+    publisher: InputRepublisher | None,
+    partitions: int,
+) -> None:
+    try:
+        decode(record.key, record.value, max_bytes=settings.kafka.max_event_bytes)
+    except PoisonMessage as exc:
+        summary.failing[exc.kind] += 1
+        if len(summary.samples) < SAMPLES:
+            summary.samples.append(Failure(record.partition, record.offset, exc.kind, str(exc)))
+        return
+    summary.replayed += 1
+    if publisher is not None:
+        # the partition it was first read from keeps the profile's events (and its state) together
+        source = record.source_partition
+        target = source if source is not None and 0 <= source < partitions else None
+        publisher.publish(record.key, record.value, target)
+        log.debug("dlq.replayed", partition=record.partition, offset=record.offset, to=target)
+
+
+def print_summary(summary: Summary, *, dry_run: bool, out: TextIO) -> None:
+    """Print replayed N, still failing M by kind, and the first failing positions."""
+    verb = "would replay" if dry_run else "replayed"
+    failing = sum(summary.failing.values())
+    print(f"{verb} {summary.replayed}, still failing {failing}", file=out)
+    for kind, count in sorted(summary.failing.items()):
+        print(f"  {kind}: {count}", file=out)
+    for sample in summary.samples:
+        where = f"partition {sample.partition} offset {sample.offset}"
+        print(f"  {where}: {sample.kind}: {sample.message}", file=out)
+    if not summary.delivered:
+        print("replayed records were not all delivered: nothing committed, run again", file=out)
+    if not summary.complete:
+        print("stopped early: no record arrived for a while; run again to continue", file=out)
