@@ -9,18 +9,21 @@ import asyncio
 import contextlib
 import signal
 import time
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import structlog
 
+from worker.checks import startup_checks
 from worker.core.budget import Budget, BudgetLimits
+from worker.core.fields import Converter
 from worker.core.ids import AudienceId, ListId
 from worker.core.ledger import OffsetLedger
 from worker.core.membership import AudienceRule, Audiences
 from worker.core.outbox import Outbox
 from worker.core.store import StateStore
 from worker.errors import ConfigError, RequestRejected
-from worker.flusher import Flusher, LeadFields
+from worker.flusher import Flusher, LeadFields, ListWriter
 from worker.kafka.changelog import read_end_offset, read_partition
 from worker.kafka.consumer import KafkaConsumer
 from worker.kafka.producer import Publisher
@@ -52,8 +55,15 @@ def build_audiences(settings: Settings) -> Audiences:
     return Audiences(items, settings.governance.consent_path)
 
 
-def build_limiter(settings: Settings, metrics: Metrics) -> Limiter:
-    """The call budget; it starts with no share until partitions are assigned."""
+def build_limiter(settings: Settings, metrics: Metrics, initial_share: float = 0.0) -> Limiter:
+    """The call budget, spending `initial_share` of the group's at once.
+
+    Later increases wait `window_s + max_call_s` (core/budget.py), so that a rebalance never
+    lets the group exceed the budget. The worker starts with one partition's share, without
+    waiting: start-up calls (usage, lists) and the first assignment need it, and the overshoot
+    it risks while a previous owner's calls are still in Marketo's window is bounded by one
+    partition's share of one window.
+    """
     budget = settings.marketo.budget
     limits = BudgetLimits(
         calls_per_window=budget.calls_per_window,
@@ -65,27 +75,45 @@ def build_limiter(settings: Settings, metrics: Metrics) -> Limiter:
         max_call_s=settings.marketo.request_timeout_s + 1.0,
     )
     return Limiter(
-        Budget(limits, share=0.0, now=time.monotonic()),
+        Budget(limits, share=initial_share, now=time.monotonic()),
         quota_zone=ZoneInfo(budget.quota_timezone),
         quota_probe_s=budget.quota_probe_s,
         on_wait=metrics.budget_wait.inc,
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Edges:
+    """What `serve` needs from outside: Kafka settings, the budget and where calls go."""
+
+    config: dict[str, str]  # librdkafka settings shared by every client
+    partitions: int  # of the input topic
+    limiter: Limiter
+    writer: ListWriter
+    list_ids: dict[AudienceId, ListId]
+    converter: Converter
+
+
+def handle_stop_signals() -> asyncio.Event:
+    """Return an event set by SIGTERM or SIGINT (installed first: a stop during start-up is
+    graceful too)."""
+    stop = asyncio.Event()
+    event_loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        event_loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def run(settings: Settings) -> int:
     """Run the worker until SIGTERM or SIGINT; return the process exit code."""
     metrics = Metrics()
-    stop = asyncio.Event()
-    event_loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # first thing: a stop during start-up is graceful
-        event_loop.add_signal_handler(sig, stop.set)
+    stop = handle_stop_signals()
     config = kafka_config(settings)
     k = settings.kafka
     partitions = ensure_topics(
         config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
     )
-    limiter = build_limiter(settings, metrics)
-    limiter.set_share(1.0 / partitions)  # enough for start-up calls; set again on assignment
+    limiter = build_limiter(settings, metrics, initial_share=1.0 / partitions)
     m = settings.marketo
     client = MarketoClient(
         m.base_url,
@@ -102,54 +130,82 @@ async def run(settings: Settings) -> int:
         except RequestRejected as exc:
             # bad credentials (401) or base_url (3xx/4xx): a configuration error, not a crash
             raise ConfigError(f"marketo: {exc}: check base_url and MARKETO_CLIENT_*") from None
+        converter = await startup_checks(settings, client)
         list_ids = await resolve_lists(client, settings.audiences, m.list_folder)
-        return await _serve(settings, metrics, config, partitions, limiter, client, list_ids, stop)
+        edges = Edges(config, partitions, limiter, client, list_ids, converter)
+        return await serve(settings, metrics, edges, stop)
     finally:
         await client.close()
 
 
-async def _serve(
-    settings: Settings,
-    metrics: Metrics,
-    config: dict[str, str],
-    partitions: int,
-    limiter: Limiter,
-    client: MarketoClient,
-    list_ids: dict[AudienceId, ListId],
-    stop: asyncio.Event,
-) -> int:
-    audiences = build_audiences(settings)
-    paths = audiences.paths | {mapping.source for mapping in settings.mapping}
-    outbox = Outbox(list(list_ids), settings.flush.max_batch, settings.flush.max_linger_s)
-    store, ledger = StateStore(), OffsetLedger()
-    k = settings.kafka
-    publisher = Publisher(config, k.dead_letter_topic, k.rejections_topic, k.state_topic)
+async def serve(settings: Settings, metrics: Metrics, edges: Edges, stop: asyncio.Event) -> int:
+    """Consume and flush to `edges.writer` until `stop` is set; drain, commit, leave the group."""
+    loop, consumer = build_loop(settings, metrics, edges, stop)
+    t = settings.telemetry
+    runner, port = await start_http(
+        metrics.registry,
+        t.metrics_host,
+        t.metrics_port,
+        alive=lambda: (True, "alive"),
+        ready=lambda: _readiness(loop),
+    )
+    log.info(
+        "worker.started",
+        metrics_port=port,
+        partitions=edges.partitions,
+        audiences=len(edges.list_ids),
+    )
+    try:
+        await loop.run(stop)
+        log.info("worker.stopping", deadline_s=settings.flush.shutdown_deadline_s)
+        flushed = await loop.shutdown(settings.flush.shutdown_deadline_s)
+    finally:
+        with contextlib.suppress(Exception):
+            consumer.close()  # leaves the group: a rebalance hands our partitions over now
+        await runner.cleanup()
+    log.info("worker.stopped", flushed_all=flushed)
+    return 0
+
+
+def build_flusher(
+    settings: Settings, metrics: Metrics, edges: Edges, publisher: Publisher
+) -> Flusher:
+    """The outbox, state, ledger and the flusher that works them."""
     fields = LeadFields(
         settings.marketo.lookup_field,
-        [(mapping.source, mapping.field) for mapping in settings.mapping],
+        edges.converter,
         match_only=settings.marketo.person_creation == "match_only",
     )
-    flusher = Flusher(
-        outbox,
-        client,
-        store,
-        ledger,
+    return Flusher(
+        Outbox(list(edges.list_ids), settings.flush.max_batch, settings.flush.max_linger_s),
+        edges.writer,
+        StateStore(),
+        OffsetLedger(),
         publisher,
         metrics,
-        list_ids,
+        edges.list_ids,
         fields,
         max_in_flight=settings.marketo.budget.concurrency,
     )
-    restorer = lambda p: read_partition(config, k.state_topic, p, stop.is_set)  # noqa: E731
+
+
+def build_loop(
+    settings: Settings, metrics: Metrics, edges: Edges, stop: asyncio.Event
+) -> tuple[Loop, KafkaConsumer]:
+    """The consumer and the loop, wired to each other through the rebalance callbacks."""
+    k, config, limiter = settings.kafka, edges.config, edges.limiter
+    publisher = Publisher(config, k.dead_letter_topic, k.rejections_topic, k.state_topic)
+    flusher = build_flusher(settings, metrics, edges, publisher)
+    audiences = build_audiences(settings)
     loop: Loop
 
     def assigned(parts: set[int]) -> None:
         loop.on_assign(parts)
-        limiter.set_share(len(loop.assigned) / partitions)
+        limiter.set_share(len(loop.assigned) / edges.partitions)
 
     def revoked(parts: set[int]) -> None:
         loop.on_revoke(parts)
-        limiter.set_share(len(loop.assigned) / partitions)
+        limiter.set_share(len(loop.assigned) / edges.partitions)
 
     def on_stats(stats_json: str) -> None:
         for partition, lag in consumer_lag(stats_json, k.topic).items():
@@ -165,38 +221,26 @@ async def _serve(
         publisher,
         flusher,
         audiences,
-        frozenset(paths),
+        frozenset(audiences.paths | {m.source for m in settings.mapping}),
         metrics,
-        LoopSettings(
-            k.topic,
-            k.max_event_bytes,
-            settings.flush.max_buffered_changes,
-            settings.flush.commit_interval_s,
-            handover_s=settings.marketo.request_timeout_s + 1.0,
-        ),
-        restorer,
+        loop_settings(settings),
+        lambda p: read_partition(config, k.state_topic, p, stop.is_set),
         parked_until=limiter.quota_parked_until,
         end_offset=lambda p: read_end_offset(config, k.topic, p),
     )
-    t = settings.telemetry
-    runner, port = await start_http(
-        metrics.registry,
-        t.metrics_host,
-        t.metrics_port,
-        alive=lambda: (True, "alive"),
-        ready=lambda: _readiness(loop),
+    return loop, consumer
+
+
+def loop_settings(settings: Settings) -> LoopSettings:
+    """The loop's knobs; the handover defaults to the longest a Marketo call can take."""
+    handover_s = settings.flush.handover_s
+    return LoopSettings(
+        settings.kafka.topic,
+        settings.kafka.max_event_bytes,
+        settings.flush.max_buffered_changes,
+        settings.flush.commit_interval_s,
+        handover_s=handover_s if handover_s is not None else settings.marketo.request_timeout_s + 1,
     )
-    log.info("worker.started", metrics_port=port, partitions=partitions, audiences=len(list_ids))
-    try:
-        await loop.run(stop)
-        log.info("worker.stopping", deadline_s=settings.flush.shutdown_deadline_s)
-        flushed = await loop.shutdown(settings.flush.shutdown_deadline_s)
-    finally:
-        with contextlib.suppress(Exception):
-            consumer.close()  # leaves the group: a rebalance hands our partitions over now
-        await runner.cleanup()
-    log.info("worker.stopped", flushed_all=flushed)
-    return 0
 
 
 def _readiness(loop: Loop) -> tuple[bool, str]:

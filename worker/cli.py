@@ -29,11 +29,11 @@ def _validate(argv: list[str]) -> int:
         print(exc, file=sys.stderr)
         return 2
     if args.online:
-        print(
-            "online checks (credentials, fields, folder, lists) are not implemented yet",
-            file=sys.stderr,
-        )
-        return 2
+        from worker.checks import main_validate_online
+        from worker.telemetry.logging import configure
+
+        configure("warning", "console")  # the verdict is the output, not the client's logs
+        return main_validate_online(config)
     print(f"config OK: {len(config.audiences)} audiences, {len(config.mapping)} mappings")
     return 0
 
@@ -43,21 +43,24 @@ def _run(argv: list[str]) -> int:
         prog="marketo-worker run", description="Run the worker until SIGTERM (DESIGN §3)."
     )
     parser.add_argument("config", type=Path, help="the YAML configuration file")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="evaluate and buffer, send nothing to Marketo"
+    )
     args = parser.parse_args(argv)
     import asyncio
 
-    from worker import app
+    from worker import app, dryrun
     from worker.settings import load_settings
     from worker.telemetry.logging import configure
 
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, require_credentials=not args.dry_run)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     configure(settings.telemetry.log_level, settings.telemetry.log_format)
     try:
-        return asyncio.run(app.run(settings))
+        return asyncio.run(dryrun.run_dry(settings) if args.dry_run else app.run(settings))
     except ConfigError as exc:  # found at start-up against Kafka or Marketo
         print(exc, file=sys.stderr)
         return 2
@@ -73,7 +76,15 @@ def _module_main(module: str) -> Callable[[list[str]], int]:
 
 
 COMMANDS = {
-    "run": (_run, "run the worker: run CONFIG"),
+    "run": (_run, "run the worker: run CONFIG [--dry-run]"),
+    "resync": (
+        _module_main("worker.resync"),
+        "repair lists that drifted from the audiences: resync CONFIG [--audience ID] [--dry-run]",
+    ),
+    "replay-dlq": (
+        _module_main("worker.replay"),
+        "re-publish dead letters that now decode: replay-dlq CONFIG [--dry-run]",
+    ),
     "import-audience": (
         _module_main("worker.importer"),
         "publish a CSV as audience membership events: import-audience CONFIG AUDIENCE FILE",

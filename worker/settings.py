@@ -257,6 +257,9 @@ class FlushSettings(BaseModel):
     max_buffered_changes: int = Field(default=200_000, ge=1)
     commit_interval_s: float = Field(default=1.0, gt=0)
     shutdown_deadline_s: float = Field(default=30.0, gt=0)
+    # how long a newly assigned partition waits before it is restored and read, so that every
+    # Marketo call its previous owner started has ended; None: marketo.request_timeout_s + 1
+    handover_s: float | None = Field(default=None, ge=0)
 
 
 class TelemetrySettings(BaseModel):

@@ -201,7 +201,7 @@ def test_sigterm_during_backlog_flushes_commits_and_restarts_without_resending(
             topic,
             AUDIENCES,
             budget={"calls_per_window": 10, "window_s": 1, "concurrency": 2},
-            flush={"max_batch": 100, "shutdown_deadline_s": 20},
+            flush={"max_batch": 100, "shutdown_deadline_s": 20, "max_buffered_changes": 400},
         )
         (worker,) = start_workers(config, tmp_path, 1)
         produce(kafka_bootstrap, topic, load.events)
@@ -215,7 +215,9 @@ def test_sigterm_during_backlog_flushes_commits_and_restarts_without_resending(
         in_marketo = sum(len(m) for m in list_members(sandbox).values())
         offsets = committed(kafka_bootstrap, group_of(config), topic, 4)
         assert sum(o for o in offsets.values() if o > 0) > 0
+        assert in_marketo < sum(len(m) for m in load.expected.values()), "no backlog was left"
         restarted = WorkerProcess(config, tmp_path / "restarted.log")
+        wait_for(lambda: metric(restarted, "marketo_worker_rebalances_total") > 0, 90, "restart")
         seen = wait_for_lists(sandbox, load.expected, CONVERGE_S)
         sent_again = added_records(restarted)
         report.compare(load.expected, seen)

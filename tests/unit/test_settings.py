@@ -451,14 +451,14 @@ def test_validate_command_reports_errors_with_exit_2(
     assert "flush.max_batch:" in capsys.readouterr().err
 
 
-def test_validate_online_is_not_implemented_yet(
+def test_validate_online_requires_credentials(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`--online` does not pretend: it says the checks are missing and exits 2."""
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+    """`--online` talks to Marketo, so missing credentials are an error (exit 2)."""
+    for name in CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
     assert main(["validate", str(LOCAL_CONFIG), "--online"]) == 2
-    assert "not implemented" in capsys.readouterr().err
+    assert "MARKETO_CLIENT_ID" in capsys.readouterr().err
 
 
 def test_non_string_top_level_key_is_a_config_error(tmp_path: Path) -> None:

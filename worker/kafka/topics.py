@@ -85,3 +85,18 @@ def _check_state_topic(admin: AdminClient, state: str, have: int, want: int) -> 
     policy = configs["cleanup.policy"].value
     if "compact" not in (policy or ""):
         raise ConfigError(f"kafka.state_topic: {state!r} must be compacted, not {policy!r}")
+
+
+def create_topic_if_missing(config: Mapping[str, str], topic: str, partitions: int) -> None:
+    """Create a topic unless it exists (the demo's input topic; production creates its own)."""
+    admin, existing = _list_topics(config)
+    if topic in existing:
+        return
+    future = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=-1)]
+    )
+    try:
+        future[topic].result(timeout=30)
+    except KafkaException as exc:
+        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            raise ConfigError(f"cannot create topic {topic!r}: {exc}") from None
