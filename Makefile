@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit lint format demo bench kafka-up kafka-down clean
+.PHONY: install test test-unit test-faults lint format demo bench kafka-up kafka-down clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: install  ## every test; starts its own Kafka broker (or uses $$KAFKA_BOOTS
 	$(PY) -m worker.kafka.localbroker fetch
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-faults: install  ## only the fault suite (also part of make test); figures in fault-results.json
+	$(PY) -m worker.kafka.localbroker fetch
+	$(PY) -m pytest -m faults $(PYTEST_ARGS)
+
 test-unit: install  ## the fast tier: no broker, no subprocess
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
@@ -31,11 +35,13 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-demo: install  ## the one-command demo (issue #6: not built yet)
-	@echo "make demo is not built yet (issue #6); today: make kafka-up, then marketo-worker sandbox" && exit 1
+demo: install  ## broker, sandbox, worker, generator and Prometheus (if installed); Ctrl-C stops all
+	$(PY) -m worker.kafka.localbroker fetch
+	$(PY) -m worker.demo
 
-bench: install  ## the benchmark (issue #8: not built yet)
-	@echo "make bench is not built yet (issue #8)" && exit 1
+bench: install  ## the benchmark: scenarios on a real broker and the sandbox (not part of make test)
+	$(PY) -m worker.kafka.localbroker fetch
+	$(PY) -m tests.bench.run --runs 3
 
 kafka-up: install  ## a local Kafka broker in the background on 127.0.0.1:$(KAFKA_PORT)
 	$(PY) -m worker.kafka.localbroker up --port $(KAFKA_PORT)

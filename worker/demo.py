@@ -53,6 +53,7 @@ class Children:
                     proc.kill()
                     proc.wait(10)
             print(f"stopped {name} (pid {proc.pid}, exit {proc.returncode})", flush=True)
+        self.procs.clear()
 
 
 def scrape(port: int) -> Samples:

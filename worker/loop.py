@@ -21,7 +21,7 @@ from worker.core.ids import AudienceId, ProfileId, Record
 from worker.core.ledger import Hold, OffsetLedger
 from worker.core.membership import Audiences, transitions
 from worker.core.outbox import Outbox
-from worker.core.profile import Outcome, apply
+from worker.core.profile import Outcome, ProfileState, apply
 from worker.core.store import StateStore
 from worker.errors import PoisonMessage, WorkerError
 from worker.flusher import Flusher
@@ -52,6 +52,13 @@ class Publisher(Protocol):
 
 Restorer = Callable[[int], Iterable[list[tuple[bytes, bytes | None]]]]
 EndOffset = Callable[[int], int]  # an input partition's high watermark, asked of the broker
+
+
+# Written to each partition of the state topic after a clean shutdown, when every Marketo call
+# was answered and its effect written: the next owner can trust the state as it finds it. The
+# empty key never collides with a profile id (at least one character).
+CLEAN_HANDOVER = b""
+CLEAN_HANDOVER_VALUE = b"clean"
 
 
 class DeliveryFailed(WorkerError):
@@ -251,11 +258,18 @@ class Loop:
         started = time.monotonic()
         end = await asyncio.to_thread(self.end_offset, partition)
         batches = await asyncio.to_thread(lambda: list(self.restorer(partition)))
-        count = 0
         epoch = self.ledger.epoch(partition)
+        last_key = None
         for batch in batches:
             for key, value in batch:
-                count += self._restore_one(partition, epoch, key, value)
+                self._restore_one(partition, key, value)  # the last record of a key wins
+                last_key = key
+        count = resent = 0
+        for profile, state in self.store.items(partition):
+            count += 1
+            resent += self._resend_unacknowledged(partition, epoch, profile, state)
+        if last_key == CLEAN_HANDOVER:
+            end = -1  # the previous owner wrote all it did: replayed events need no re-send
         elapsed = time.monotonic() - started
         self.metrics.state_restore.inc(elapsed)
         self.metrics.state_restored_profiles.inc(count)
@@ -266,25 +280,35 @@ class Loop:
             self.replay_until[partition] = end
             if partition not in self.paused:
                 self.consumer.resume({partition})
-        log.info("state.restored", partition=partition, profiles=count, seconds=round(elapsed, 3))
+        log.info(
+            "state.restored",
+            partition=partition,
+            profiles=count,
+            resent=resent,
+            clean_handover=end == -1,
+            seconds=round(elapsed, 3),
+        )
 
-    def _restore_one(
-        self, partition: int, epoch: int | None, key: bytes, value: bytes | None
-    ) -> int:
-        if value is None or epoch is None:
-            return 0
+    def _restore_one(self, partition: int, key: bytes, value: bytes | None) -> None:
+        if value is None or key == CLEAN_HANDOVER:
+            return
         try:
             state = snapshot.decode(value)
         except msgspec.DecodeError:
             log.warning("state.corrupt_record", partition=partition)
-            return 0
-        profile = ProfileId(key.decode())
-        self.store.put(partition, profile, state, dirty=False)
+            return
+        self.store.put(partition, ProfileId(key.decode()), state, dirty=False)
+
+    def _resend_unacknowledged(
+        self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
+    ) -> int:
+        """DESIGN §3.6: whatever Marketo has not acknowledged is sent again; return 1 if any."""
         pending = state.desired ^ state.acked
-        if pending:  # DESIGN §3.6: whatever Marketo has not acknowledged is sent again
-            flips = {audience: audience in state.desired for audience in pending}
-            marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
-            self.outbox.enqueue(profile, state, flips, lambda: marker, self.clock())
+        if not pending or epoch is None:
+            return 0
+        flips = {audience: audience in state.desired for audience in pending}
+        marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
+        self.outbox.enqueue(profile, state, flips, lambda: marker, self.clock())
         return 1
 
     def _apply_backpressure(self, now: float) -> None:
@@ -316,5 +340,15 @@ class Loop:
             self.consumer.pause(self.assigned)
         flushed = await self.flusher.drain(deadline_s)
         await self.commit()
-        log.info("worker.drained", flushed_all=flushed, buffered=self.outbox.size())
+        if not self.flusher.tasks:  # every call answered: the state written is complete
+            for partition in self.assigned - set(self.restoring):
+                self.publisher.state(partition, CLEAN_HANDOVER, CLEAN_HANDOVER_VALUE)
+            await asyncio.to_thread(self.publisher.flush, 30.0)
+        log.info(
+            "worker.drained",
+            flushed_all=flushed,
+            buffered=self.outbox.size(),
+            held_offsets=self.ledger.held_count(),
+            committable=self.ledger.committable(),
+        )
         return flushed

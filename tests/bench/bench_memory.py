@@ -1,0 +1,98 @@
+"""Scenario 5, memory and restore: a worker builds state for N profiles and stops; a fresh one
+restores it from the changelog. Resident memory per 1,000,000 profiles is the restored worker's
+RSS minus an idle worker's, scaled; the restore rate is distinct profiles over restore wall time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.bench.context import Bench, poll_until
+from tests.bench.fleet import (
+    UNLIMITED_BUDGET,
+    BenchWorker,
+    committed,
+    is_ready,
+    total,
+    write_worker_config,
+)
+from tests.bench.results import Metric, Sample
+from tests.bench.workload import INGEST_RULES, audiences, ingest_stream, now_ms, produce_all
+from tests.kafka_support import create_topic
+from worker.sandbox.process import SandboxProcess
+
+NAME = "memory"
+PARTITIONS = 4
+METRICS = [
+    Metric("rss_mb_per_1m_profiles", "MiB", "<=", 300, "(restored RSS - idle RSS) / profiles"),
+    Metric("restore_profiles_per_s", "profiles/s", ">=", 200_000),
+    Metric("restored_records_per_s", "records/s", note="changelog records, duplicates included"),
+    Metric("idle_rss_mb", "MiB"),
+    Metric("restored_rss_mb", "MiB"),
+    Metric("profiles", "profiles"),
+]
+
+
+def measure(bench: Bench, runs: int) -> list[Sample]:
+    """Each run: build the state with one worker, then measure a restoring one."""
+    profiles = 5_000 if bench.quick else 200_000
+    topic = create_topic(bench.bootstrap, PARTITIONS, prefix="memory")
+    produce_all(bench.bootstrap, topic, ingest_stream(profiles, profiles, now_ms()))
+    idle = _idle_rss(bench)
+    return [_one_run(bench, topic, profiles, idle) for _ in range(runs)]
+
+
+def _start(bench: Bench, config: Path) -> BenchWorker:
+    return BenchWorker(config, bench.path("memory", ".log"))
+
+
+def _config(bench: Bench, url: str, topic: str) -> Path:
+    return write_worker_config(
+        bench.path("memory", ".yaml"),
+        bench.bootstrap,
+        url,
+        topic,
+        audiences(INGEST_RULES),
+        budget=UNLIMITED_BUDGET,
+        request_timeout_s=bench.request_timeout_s,
+    )
+
+
+def _idle_rss(bench: Bench) -> float:
+    """RSS of a ready worker with the same audiences on an empty topic."""
+    topic = create_topic(bench.bootstrap, PARTITIONS, prefix="idle")
+    with SandboxProcess("--no-limits") as sandbox:
+        worker = _start(bench, _config(bench, sandbox.url, topic))
+        try:
+            poll_until(lambda: is_ready(worker), bool, 120, "an idle worker", 0.2)
+            return worker.rss_mb()
+        finally:
+            worker.stop(60)
+
+
+def _one_run(bench: Bench, topic: str, profiles: int, idle_mb: float) -> Sample:
+    with SandboxProcess("--no-limits") as sandbox:
+        config = _config(bench, sandbox.url, topic)
+        builder = _start(bench, config)
+        try:
+            poll_until(lambda: committed(builder), lambda c: c >= profiles, 900, "state", 0.5)
+        finally:
+            builder.stop(120)
+        restorer = _start(bench, config)  # same group and state topic: it restores
+        try:
+            poll_until(lambda: is_ready(restorer), bool, 600, "the restore", 0.2)
+            restored = total(restorer.metrics(), "marketo_worker_state_profiles")
+            records = total(restorer.metrics(), "marketo_worker_state_restored_profiles_total")
+            rss = restorer.rss_mb()
+            began = min(restorer.log_times("partitions.assigned"))
+            ended = max(restorer.log_times("state.restored"))
+        finally:
+            restorer.stop(60)
+    seconds = max(ended - began, 1e-3)
+    return {
+        "rss_mb_per_1m_profiles": (rss - idle_mb) / restored * 1_000_000,
+        "restore_profiles_per_s": restored / seconds,
+        "restored_records_per_s": records / seconds,
+        "idle_rss_mb": idle_mb,
+        "restored_rss_mb": rss,
+        "profiles": restored,
+    }

@@ -1,0 +1,79 @@
+"""Scenario 4, scale-out: three workers on a 12-partition topic share one time-scaled budget;
+no 606, and how much of the budget a backlog uses once the group has settled."""
+
+from __future__ import annotations
+
+from tests.bench.bench_drain import DATA_CALLS, LISTS, PER_PERSON, Limits, refused
+from tests.bench.context import Bench, poll_until
+from tests.bench.fleet import BenchWorker, is_ready, wait_for_full_share, write_worker_config
+from tests.bench.results import Metric, Sample
+from tests.bench.wiretap import Call, Wiretap
+from tests.bench.workload import backlog_stream, list_audiences, now_ms, produce_all
+from tests.kafka_support import create_topic
+from worker.sandbox.process import SandboxProcess
+
+NAME = "scale_out"
+WORKERS, PARTITIONS = 3, 12
+METRICS = [
+    Metric("refused_606_615", "answers", "<=", 0),
+    Metric("budget_used", "fraction", ">=", 0.90, "calls / budget over the backlog's windows"),
+    Metric("peak_window_calls", "calls", note="sandbox's busiest rolling window"),
+    Metric("data_calls", "calls"),
+]
+
+
+def _sizes(bench: Bench) -> tuple[int, Limits]:
+    return (1_500, Limits(30, 1.0)) if bench.quick else (60_000, Limits(100, 2.0))
+
+
+def measure(bench: Bench, runs: int) -> list[Sample]:
+    """Each run: a fresh topic, sandbox and three workers; the backlog arrives once they settle."""
+    persons, limits = _sizes(bench)
+    return [_one_run(bench, persons, limits) for _ in range(runs)]
+
+
+def _one_run(bench: Bench, persons: int, limits: Limits) -> Sample:
+    topic = create_topic(bench.bootstrap, PARTITIONS, prefix="scale")
+    with SandboxProcess(*limits.sandbox_flags()) as sandbox, Wiretap(sandbox.url) as tap:
+        config = write_worker_config(
+            bench.path("scale", ".yaml"),
+            bench.bootstrap,
+            tap.url,
+            topic,
+            list_audiences(LISTS),
+            budget=limits.budget(),
+            request_timeout_s=bench.request_timeout_s,
+        )
+        workers = [BenchWorker(config, bench.path(f"scale{n}", ".log")) for n in range(WORKERS)]
+        try:
+            poll_until(
+                lambda: all(is_ready(w) for w in workers), bool, 180, "three ready workers", 0.25
+            )
+            wait_for_full_share(workers, limits.window_s, bench.request_timeout_s)
+            produce_all(
+                bench.bootstrap, topic, backlog_stream(persons, LISTS, PER_PERSON, now_ms())
+            )
+
+            def added() -> int:
+                return sum(c.records for c in tap.calls() if c.kind == "add_to_list")
+
+            poll_until(added, lambda n: n >= persons * PER_PERSON, 600, "the backlog", 0.25)
+            stats = sandbox.stats()
+        finally:
+            for worker in workers:
+                worker.stop(60)
+        return _figures(tap.calls(), stats, limits)
+
+
+def _figures(calls: list[Call], stats: dict[str, object], limits: Limits) -> Sample:
+    data = sorted((c for c in calls if c.kind in DATA_CALLS), key=lambda c: c.started_s)
+    span_s = data[-1].started_s - data[0].started_s + limits.window_s
+    capacity = limits.calls_per_window * span_s / limits.window_s
+    peak = stats["peak_window_calls"]
+    assert isinstance(peak, int)
+    return {
+        "refused_606_615": refused(stats),
+        "budget_used": len(data) / capacity,
+        "peak_window_calls": peak,
+        "data_calls": len(data),
+    }
