@@ -119,6 +119,15 @@ class Loop:
         self.restoring: dict[int, asyncio.Task[None] | None] = {}
         self.paused: set[int] = set()  # paused for backpressure (restoring ones are apart)
         self.last_commit = clock()
+        # labelled metric children, looked up once instead of for every event
+        self.outcomes = {outcome: metrics.events.labels(outcome) for outcome in Outcome}
+        self.changes = {
+            (item.id, member): metrics.membership_changes.labels(
+                item.id, "add" if member else "remove"
+            )
+            for item in audiences.items
+            for member in (True, False)
+        }
 
     # -- rebalance callbacks: synchronous, in memory only (they run inside consume()) --
 
@@ -184,7 +193,7 @@ class Loop:
         before = self.store.get(event.profile_id)
         state = apply(before, event, record.offset, self.paths)
         if state is None:
-            self.metrics.events.labels(Outcome.STALE).inc()
+            self.outcomes[Outcome.STALE].inc()
             return
         state.desired = self.audiences.desired(state)
         flips = transitions(before.desired if before else frozenset(), state.desired)
@@ -194,7 +203,7 @@ class Loop:
         outcome = Outcome.APPLIED if flips else Outcome.NO_CHANGE
         if state.email is None and not state.deleted:
             outcome = Outcome.UNMATCHED  # no match key: never sent (DESIGN §2.1)
-        self.metrics.events.labels(outcome).inc()
+        self.outcomes[outcome].inc()
 
     def _buffer(
         self, profile: ProfileId, record: Record, flips: Mapping[AudienceId, bool], now: float
@@ -212,7 +221,9 @@ class Loop:
         for hold in released:
             self.ledger.release(hold)
         for audience, member in flips.items():
-            self.metrics.membership_changes.labels(audience, "add" if member else "remove").inc()
+            counter = self.changes.get((audience, member))
+            if counter is not None:
+                counter.inc()
 
     def _dead_letter(self, record: Record, exc: PoisonMessage) -> None:
         headers: list[tuple[str, str | bytes | None]] = [
@@ -224,7 +235,7 @@ class Loop:
         ]
         self.publisher.dead_letter(record.key, record.value, headers)
         self.metrics.dead_letters.labels(exc.kind).inc()
-        self.metrics.events.labels(Outcome.INVALID).inc()
+        self.outcomes[Outcome.INVALID].inc()
         log.warning(
             "event.dead_lettered", kind=exc.kind, partition=record.partition, offset=record.offset
         )
@@ -257,22 +268,18 @@ class Loop:
     async def _restore(self, partition: int) -> None:
         started = time.monotonic()
         end = await asyncio.to_thread(self.end_offset, partition)
-        batches = await asyncio.to_thread(lambda: list(self.restorer(partition)))
-        epoch = self.ledger.epoch(partition)
-        last_key = None
-        for batch in batches:
-            for key, value in batch:
-                self._restore_one(partition, key, value)  # the last record of a key wins
-                last_key = key
-        count = resent = 0
-        for profile, state in self.store.items(partition):
-            count += 1
-            resent += self._resend_unacknowledged(partition, epoch, profile, state)
-        if last_key == CLEAN_HANDOVER:
+        # read and decode in a worker thread: the loop keeps polling and serving /healthz
+        states, clean = await asyncio.to_thread(self._read_states, partition)
+        if clean:
             end = -1  # the previous owner wrote all it did: replayed events need no re-send
+        epoch = self.ledger.epoch(partition)
+        resent = 0
+        for profile, state in states.items():
+            self.store.put(partition, profile, state, dirty=False)
+            resent += self._resend_unacknowledged(partition, epoch, profile, state)
         elapsed = time.monotonic() - started
         self.metrics.state_restore.inc(elapsed)
-        self.metrics.state_restored_profiles.inc(count)
+        self.metrics.state_restored_profiles.inc(len(states))
         self.metrics.state_profiles.set(len(self.store))
         if partition in self.restoring:
             del self.restoring[partition]
@@ -283,21 +290,30 @@ class Loop:
         log.info(
             "state.restored",
             partition=partition,
-            profiles=count,
+            profiles=len(states),
             resent=resent,
-            clean_handover=end == -1,
+            clean_handover=clean,
             seconds=round(elapsed, 3),
         )
 
-    def _restore_one(self, partition: int, key: bytes, value: bytes | None) -> None:
-        if value is None or key == CLEAN_HANDOVER:
-            return
-        try:
-            state = snapshot.decode(value)
-        except msgspec.DecodeError:
-            log.warning("state.corrupt_record", partition=partition)
-            return
-        self.store.put(partition, ProfileId(key.decode()), state, dirty=False)
+    def _read_states(self, partition: int) -> tuple[dict[ProfileId, ProfileState], bool]:
+        """Each profile's last state in the changelog, and whether it ends with a clean
+        handover marker. Runs in a thread: it touches nothing but its own locals."""
+        states: dict[ProfileId, ProfileState] = {}
+        last_key: bytes | None = None
+        for batch in self.restorer(partition):
+            for key, value in batch:
+                last_key = key
+                if key == CLEAN_HANDOVER:
+                    continue
+                if value is None:  # a tombstone: the profile is gone
+                    states.pop(ProfileId(key.decode(errors="replace")), None)
+                    continue
+                try:
+                    states[ProfileId(key.decode())] = snapshot.decode(value)
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    log.warning("state.corrupt_record", partition=partition)
+        return states, last_key == CLEAN_HANDOVER
 
     def _resend_unacknowledged(
         self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState

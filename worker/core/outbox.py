@@ -132,13 +132,17 @@ class Outbox:
         return LeadSyncCall(taken) if taken else None
 
     def next_list_call(self, state_of: StateOf, now: float, force: bool = False) -> ListCall | None:
-        """Return a call for the fullest due list (most records per call), or None."""
-        due = [
-            (len(buffer), audience)
-            for audience, buffer in self.lists.items()
-            if len(buffer) and (force or self._is_due(buffer.oldest_since(), len(buffer), now))
-        ]
-        for _, audience in sorted(due, reverse=True):
+        """Return a call for a due list: full batches first (most records per call), and among
+        equals the list whose oldest change waited longest, so that no list starves and holds
+        back the commit of every partition."""
+        due = []
+        for audience, buffer in self.lists.items():
+            oldest = buffer.oldest_since()
+            if oldest is not None and (force or self._is_due(oldest, len(buffer), now)):
+                # a partial batch that waited ten lingers ranks with the full ones: no starvation
+                partial = len(buffer) < self.max_batch and now - oldest < 10 * self.linger_s
+                due.append((partial, oldest, audience))
+        for _, _, audience in sorted(due):
             call = self._take_list_call(audience, self.lists[audience], state_of)
             if call is not None:
                 return call

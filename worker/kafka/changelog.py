@@ -33,7 +33,8 @@ def read_partition(
         position = low
         while position < high and not should_stop():
             batch: list[tuple[bytes, bytes | None]] = []
-            for message in consumer.consume(BATCH, 1.0):
+            # never ask for more than remains: consume() would wait its timeout for them
+            for message in consumer.consume(max(1, min(BATCH, high - position)), 1.0):
                 offset = message.offset()
                 if message.error() is not None or offset is None:
                     continue

@@ -171,3 +171,32 @@ def test_replayed_exit_is_sent_even_when_the_state_saw_no_add() -> None:
     call = outbox.next_list_call(states.get, now=100.0)
     assert call is not None
     assert call.op is Op.REMOVE
+
+
+def test_a_partial_list_that_waited_long_is_not_starved_by_full_ones() -> None:
+    """Full batches go first, but a small list whose change waited ten lingers gets its turn."""
+    ledger = OffsetLedger()
+    ledger.assign(0)
+    outbox = Outbox([A, B], max_batch=2, linger_s=1.0)
+    states = {
+        ProfileId(f"p{i}"): ProfileState(
+            ts_ms=1, offset=i, email=f"{i}@x.io", lead_id=LeadId(i + 1)
+        )
+        for i in range(5)
+    }
+    outbox.enqueue(ProfileId("p0"), states[ProfileId("p0")], {B: True}, lambda: None, now=0.0)
+    for i in (1, 2):
+        outbox.enqueue(
+            ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, lambda: None, now=5.0
+        )
+    first = outbox.next_list_call(states.get, now=5.0)
+    assert first is not None
+    assert first.audience == A  # a full batch beats a partial one that waited 5 lingers
+    for i in (3, 4):  # A is full again
+        outbox.enqueue(
+            ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, lambda: None, now=11.0
+        )
+    assert len(outbox.lists[A]) == 2
+    second = outbox.next_list_call(states.get, now=11.0)
+    assert second is not None
+    assert second.audience == B  # waited 11 lingers: its turn, although A is full again
