@@ -64,13 +64,13 @@ def run_command(module: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def rest(sandbox: SandboxProcess, method: str, path: str, body: object) -> dict[str, Any]:
     """Call the sandbox's Marketo REST API with a token, as another integration would."""
-    request = urllib.request.Request(  # noqa: S310 - the sandbox's own http:// address
+    request = urllib.request.Request(
         sandbox.url + path,
         data=json.dumps(body).encode(),
         method=method,
         headers={"Authorization": f"Bearer {sandbox.token()}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:
         reply: dict[str, Any] = json.loads(response.read())
     assert reply.get("success") is True, reply
     return reply

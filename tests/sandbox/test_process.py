@@ -20,20 +20,20 @@ pytestmark = pytest.mark.integration
 
 def _call(sb: SandboxProcess, method: str, path: str, token: str, body: object = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(sb.url + path, data=data, method=method)  # noqa: S310
+    request = urllib.request.Request(sb.url + path, data=data, method=method)
     request.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
 def _create_list(sb: SandboxProcess, token: str, name: str) -> int:
     form = urllib.parse.urlencode({"name": name, "folder": '{"id":1001,"type":"Folder"}'})
     url = sb.url + "/rest/asset/v1/staticLists.json"
-    request = urllib.request.Request(url, data=form.encode(), method="POST")  # noqa: S310
+    request = urllib.request.Request(url, data=form.encode(), method="POST")
     request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:
         return int(json.loads(response.read())["result"][0]["id"])
 
 
