@@ -57,8 +57,7 @@ EndOffset = Callable[[int], int]  # an input partition's high watermark, asked o
 # Written to each partition of the state topic after a clean shutdown, when every Marketo call
 # was answered and its effect written: the next owner can trust the state as it finds it. The
 # empty key never collides with a profile id (at least one character).
-CLEAN_HANDOVER = b""
-CLEAN_HANDOVER_VALUE = b"clean"
+CLEAN_HANDOVER = b""  # its value is the audiences' fingerprint: rules changed => re-evaluate
 
 
 class DeliveryFailed(WorkerError):
@@ -195,7 +194,7 @@ class Loop:
         if state is None:
             self.outcomes[Outcome.STALE].inc()
             return
-        state.desired = self.audiences.desired(state)
+        state.desired = self.audiences.desired(state, before)
         flips = transitions(before.desired if before else frozenset(), state.desired)
         self.store.put(record.partition, event.profile_id, state)
         if flips:
@@ -269,9 +268,13 @@ class Loop:
         started = time.monotonic()
         end = await asyncio.to_thread(self.end_offset, partition)
         # read and decode in a worker thread: the loop keeps polling and serving /healthz
-        states, clean = await asyncio.to_thread(self._read_states, partition)
+        states, marker = await asyncio.to_thread(self._read_states, partition)
+        clean = marker is not None
         if clean:
             end = -1  # the previous owner wrote all it did: replayed events need no re-send
+        if marker != self.audiences.fingerprint:  # other rules, or a crash: evaluate afresh
+            for state in states.values():
+                state.desired = self.audiences.desired(state)
         epoch = self.ledger.epoch(partition)
         resent = 0
         for profile, state in states.items():
@@ -296,15 +299,16 @@ class Loop:
             seconds=round(elapsed, 3),
         )
 
-    def _read_states(self, partition: int) -> tuple[dict[ProfileId, ProfileState], bool]:
-        """Each profile's last state in the changelog, and whether it ends with a clean
-        handover marker. Runs in a thread: it touches nothing but its own locals."""
+    def _read_states(self, partition: int) -> tuple[dict[ProfileId, ProfileState], bytes | None]:
+        """Each profile's last state in the changelog, and the clean handover marker's value
+        when the changelog ends with one. Runs in a thread: it touches only its locals."""
         states: dict[ProfileId, ProfileState] = {}
-        last_key: bytes | None = None
+        marker: bytes | None = None
         for batch in self.restorer(partition):
             for key, value in batch:
-                last_key = key
+                marker = None
                 if key == CLEAN_HANDOVER:
+                    marker = value
                     continue
                 if value is None:  # a tombstone: the profile is gone
                     states.pop(ProfileId(key.decode(errors="replace")), None)
@@ -313,7 +317,7 @@ class Loop:
                     states[ProfileId(key.decode())] = snapshot.decode(value)
                 except (msgspec.DecodeError, UnicodeDecodeError):
                     log.warning("state.corrupt_record", partition=partition)
-        return states, last_key == CLEAN_HANDOVER
+        return states, marker
 
     def _resend_unacknowledged(
         self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
@@ -358,7 +362,7 @@ class Loop:
         await self.commit()
         if not self.flusher.tasks:  # every call answered: the state written is complete
             for partition in self.assigned - set(self.restoring):
-                self.publisher.state(partition, CLEAN_HANDOVER, CLEAN_HANDOVER_VALUE)
+                self.publisher.state(partition, CLEAN_HANDOVER, self.audiences.fingerprint)
             await asyncio.to_thread(self.publisher.flush, 30.0)
         log.info(
             "worker.drained",

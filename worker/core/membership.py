@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from worker.core.ids import AudienceId
 from worker.core.profile import ProfileState
@@ -18,6 +19,16 @@ class AudienceRule:
 
     id: AudienceId
     rule: Rule | None
+    # the top-level attributes the rule reads: it needs evaluating only when they change
+    heads: frozenset[str] = field(init=False)
+    # the result depends on the event's ts (days_since), so it is always re-evaluated; a
+    # textual test: a string literal containing the name only makes it conservative
+    reads_time: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        paths = self.rule.paths if self.rule else frozenset()
+        object.__setattr__(self, "heads", frozenset(p.split(".", 1)[0] for p in paths))
+        object.__setattr__(self, "reads_time", bool(self.rule and "days_since" in self.rule.text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +37,12 @@ class Audiences:
 
     items: Sequence[AudienceRule]
     consent_path: str = "consent.marketing"
+
+    @property
+    def fingerprint(self) -> bytes:
+        """Identifies the rules: a state written under other rules must be re-evaluated."""
+        text = "\n".join(f"{i.id}={i.rule.text if i.rule else '<upload>'}" for i in self.items)
+        return hashlib.sha256(f"{self.consent_path}\n{text}".encode()).hexdigest()[:16].encode()
 
     @property
     def paths(self) -> frozenset[str]:
@@ -43,19 +60,47 @@ class Audiences:
             value = state.attributes.get(self.consent_path)
         return value != "n"
 
-    def desired(self, state: ProfileState) -> frozenset[AudienceId]:
-        """Return the audiences the profile should be a member of, as Marketo should see it."""
-        if state.deleted or state.email is None or not self.has_consent(state):
+    def exportable(self, state: ProfileState) -> bool:
+        """Whether the profile can be in any list at all (not deleted, an email, consent)."""
+        return not state.deleted and state.email is not None and self.has_consent(state)
+
+    def desired(
+        self, state: ProfileState, before: ProfileState | None = None
+    ) -> frozenset[AudienceId]:
+        """Return the audiences the profile should be a member of, as Marketo should see it.
+
+        Given the state `before` the event, rules whose attributes did not change keep their
+        earlier answer (the hot path: most events change a few attributes of many rules).
+        """
+        if not self.exportable(state):
             return frozenset()
-        return frozenset(
-            item.id
-            for item in self.items
-            if (
-                item.rule.matches(state.attributes, state.ts_ms)
-                if item.rule is not None
-                else state.uploaded.get(item.id, False)
-            )
-        )
+        reuse = before is not None and self.exportable(before)
+        changed = _changed_heads(before.attributes, state.attributes) if before and reuse else None
+        members = []
+        for item in self.items:
+            if item.rule is None:
+                member = state.uploaded.get(item.id, False)
+            elif (
+                changed is not None
+                and before
+                and not item.reads_time
+                and not (item.heads & changed)
+            ):
+                member = item.id in before.desired  # nothing it reads changed
+            else:
+                member = item.rule.matches(state.attributes, state.ts_ms)
+            if member:
+                members.append(item.id)
+        return frozenset(members)
+
+
+def _changed_heads(before: Mapping[str, object], after: Mapping[str, object]) -> frozenset[str]:
+    """The top-level attributes whose (projected) values differ."""
+    if before is after:
+        return frozenset()
+    return frozenset(
+        key for key in before.keys() | after.keys() if before.get(key) != after.get(key)
+    )
 
 
 def transitions(

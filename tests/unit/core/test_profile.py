@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from worker.core import snapshot
 from worker.core.events import EventOp, ProfileUpdate
 from worker.core.ids import AudienceId, LeadId, ProfileId
@@ -133,3 +136,61 @@ def test_snapshot_round_trips() -> None:
         lead_id=LeadId(3),
     )
     assert snapshot.decode(snapshot.encode(state)) == state
+
+
+AUDIENCE_SET = Audiences(
+    [
+        AudienceRule(AudienceId("fr"), compile_rule('country == "FR" and ltv >= 1000')),
+        AudienceRule(AudienceId("vip"), compile_rule('"vip" in tags')),
+        AudienceRule(AudienceId("recent"), compile_rule("days_since(seen) < 30")),
+        AudienceRule(AudienceId("web"), None),
+    ]
+)
+values = st.sampled_from(["FR", "DE", 500, 1000, 5000, ["vip"], [], None, "2026-11-01T00:00:00Z"])
+attribute_maps = st.dictionaries(st.sampled_from(["country", "ltv", "tags", "seen", "x"]), values)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    before=attribute_maps,
+    patch=st.dictionaries(
+        st.sampled_from(["country", "ltv", "tags", "seen", "x"]), values, max_size=2
+    ),
+    ts=st.integers(1_790_000_000_000, 1_800_000_000_000),
+    later_ms=st.integers(0, 100 * 86_400_000),
+    web=st.booleans(),
+)
+def test_incremental_evaluation_equals_full_evaluation(
+    before: dict[str, object], patch: dict[str, object], ts: int, later_ms: int, web: bool
+) -> None:
+    """Reusing answers for rules whose attributes did not change gives the full answer."""
+    after = {**before, **patch}  # an event changes a few attributes
+    old = ProfileState(ts_ms=ts, offset=0, email="a@x.io", attributes=before)  # type: ignore[arg-type]
+    old.desired = AUDIENCE_SET.desired(old)
+    new = ProfileState(
+        ts_ms=ts + later_ms,
+        offset=1,
+        email="a@x.io",
+        attributes=after,  # type: ignore[arg-type]
+        uploaded={"web": web},
+    )
+    assert AUDIENCE_SET.desired(new, old) == AUDIENCE_SET.desired(new)
+
+
+def test_fingerprint_changes_with_the_rules() -> None:
+    """Another rule text gives another fingerprint (states are then re-evaluated on restore)."""
+    other = Audiences([AudienceRule(AudienceId("fr"), compile_rule('country == "DE"'))])
+    assert AUDIENCE_SET.fingerprint != other.fingerprint
+    assert AUDIENCE_SET.fingerprint == Audiences(list(AUDIENCE_SET.items)).fingerprint
+
+
+def test_a_days_since_rule_is_re_evaluated_when_only_time_passed() -> None:
+    """Nothing changed but the event's ts: a days_since rule still gives the new answer."""
+    seen = {"seen": "2026-11-01T00:00:00Z"}
+    day_ms = 86_400_000
+    nov_1 = 1_793_491_200_000
+    old = ProfileState(ts_ms=nov_1 + 10 * day_ms, offset=0, email="a@x.io", attributes=seen)  # type: ignore[arg-type]
+    old.desired = AUDIENCE_SET.desired(old)
+    assert AudienceId("recent") in old.desired
+    new = ProfileState(ts_ms=nov_1 + 40 * day_ms, offset=1, email="a@x.io", attributes=seen)  # type: ignore[arg-type]
+    assert AudienceId("recent") not in AUDIENCE_SET.desired(new, old)
