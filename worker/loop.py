@@ -262,7 +262,17 @@ class Loop:
         """Restore newly assigned partitions once the previous owner's calls surely ended."""
         for partition, task in self.restoring.items():
             if task is None and self.starts_at.get(partition, 0.0) <= now:
-                self.restoring[partition] = asyncio.create_task(self._restore(partition))
+                self.restoring[partition] = asyncio.create_task(self._restore_or_retry(partition))
+
+    async def _restore_or_retry(self, partition: int) -> None:
+        """Restore; if Kafka fails meanwhile (a broker restart), try again a second later."""
+        try:
+            await self._restore(partition)
+        except Exception as exc:  # noqa: BLE001 - any failure: the partition stays paused, retried
+            log.warning("state.restore_failed", partition=partition, error=str(exc))
+            if partition in self.restoring:
+                self.restoring[partition] = None
+                self.starts_at[partition] = self.clock() + 1.0
 
     async def _restore(self, partition: int) -> None:
         started = time.monotonic()
