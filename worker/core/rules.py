@@ -1,4 +1,4 @@
-"""Audience rules (DESIGN §2.3): parse a rule once into closures, then match profiles fast.
+"""Audience rules (DESIGN §2.3): parse a rule once into closures (rule_compare), then match fast.
 
 Pure: no I/O. User text is parsed with `ast` and walked against an allow-list; it is never
 evaluated. Logic is three-valued: a null or a type mismatch makes a test unknown (None), `not`
@@ -10,19 +10,16 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
 
+from worker.core import rule_compare as rc
 from worker.core import rule_values as rv
+from worker.core.rule_compare import Attributes, Condition, Operand, Predicate, ValueFn
 from worker.core.rule_values import JsonValue
 from worker.errors import RuleError
 
 __all__ = ["JsonValue", "Rule", "compile_rule"]
-
-Attributes: TypeAlias = Mapping[str, object]
-ValueFn: TypeAlias = Callable[[Attributes, int], object]
-TruthFn: TypeAlias = Callable[[Attributes, int], bool | None]
 
 # Deeper rules are surely mistakes, and the bound keeps evaluation far from the recursion limit.
 _MAX_DEPTH = 50
@@ -48,26 +45,30 @@ class Rule:
 
     text: str
     paths: frozenset[str]
-    _truth: TruthFn = field(repr=False, compare=False)
+    _holds: Predicate = field(repr=False, compare=False)
+    _fails: Predicate = field(repr=False, compare=False)
 
     def evaluate(self, attributes: Attributes, ts_ms: int) -> bool | None:
         """Return True, False, or None when a null or a type mismatch leaves it unknown."""
-        return self._truth(attributes, ts_ms)
+        if self._holds(attributes, ts_ms):
+            return True
+        return False if self._fails(attributes, ts_ms) else None
 
     def matches(self, attributes: Attributes, ts_ms: int) -> bool:
         """Tell whether the profile is in the audience; never raises on JSON-like attributes."""
-        return self._truth(attributes, ts_ms) is True
+        return self._holds(attributes, ts_ms)
 
 
 def compile_rule(text: str) -> Rule:
     """Parse and compile `text`, or raise RuleError pointing at the offending column."""
     source = _Source(text)
     compiler = _Compiler(source)
-    truth = compiler.condition(source.parse())
-    return Rule(text=text, paths=frozenset(compiler.paths), _truth=truth)
+    condition = compiler.condition(source.parse())
+    paths = frozenset(compiler.paths)
+    return Rule(text=text, paths=paths, _holds=condition.holds, _fails=condition.fails)
 
 
-# --- closures ----------------------------------------------------------------------------------
+# --- value closures: what a rule reads; its tests are built by rule_compare --------------------
 
 
 def _constant(value: JsonValue) -> ValueFn:
@@ -82,7 +83,8 @@ def _getter(parts: tuple[str, ...]) -> ValueFn:
     def get(attributes: Attributes, _ts: int) -> object:
         value = attributes.get(head)
         for part in rest:
-            if not isinstance(value, Mapping):  # a path through a non-object is null
+            # A path through a non-object is null; `type is dict` first skips the slow ABC check.
+            if type(value) is not dict and not isinstance(value, Mapping):
                 return None
             value = value.get(part)
         return value
@@ -90,55 +92,19 @@ def _getter(parts: tuple[str, ...]) -> ValueFn:
     return get
 
 
-def _as_truth(fn: ValueFn) -> TruthFn:
-    def truth(attributes: Attributes, ts_ms: int) -> bool | None:
-        value = fn(attributes, ts_ms)
-        return value if isinstance(value, bool) else None
-
-    return truth
+def _value_fn(operand: Operand) -> ValueFn:
+    return _getter((operand,)) if isinstance(operand, str) else operand
 
 
-def _junction(parts: tuple[TruthFn, ...], *, decisive: bool) -> TruthFn:
-    """`and` (decisive False) or `or` (decisive True), in Kleene's three-valued logic."""
-
-    def test(attributes: Attributes, ts_ms: int) -> bool | None:
-        result: bool | None = not decisive
-        for part in parts:
-            value = part(attributes, ts_ms)
-            if value is decisive:
-                return decisive
-            if value is None:
-                result = None
-        return result
-
-    return test
-
-
-def _negate(fn: TruthFn) -> TruthFn:
-    def test(attributes: Attributes, ts_ms: int) -> bool | None:
-        value = fn(attributes, ts_ms)
-        return None if value is None else not value
-
-    return test
-
-
-def _null_test(fn: ValueFn, *, want_null: bool) -> TruthFn:
-    return lambda attributes, ts_ms: (fn(attributes, ts_ms) is None) is want_null
-
-
-def _pair(test: rv.Test, left: ValueFn, right: ValueFn) -> TruthFn:
-    return lambda attributes, ts_ms: test(left(attributes, ts_ms), right(attributes, ts_ms))
-
-
-def _pair_constant(test: rv.Test, left: ValueFn, right: JsonValue) -> TruthFn:
-    return lambda attributes, ts_ms: test(left(attributes, ts_ms), right)
-
-
-def _call(name: str, args: list[ValueFn]) -> ValueFn:
+def _call(name: str, args: list[Operand]) -> ValueFn:
     if name in rv.UNARY_FUNCTIONS:
         unary, (arg,) = rv.UNARY_FUNCTIONS[name], args
-        return lambda attributes, ts_ms: unary(arg(attributes, ts_ms), ts_ms)
-    binary, (first, second) = rv.BINARY_FUNCTIONS[name], args
+        if isinstance(arg, str):
+            key = arg
+            return lambda attributes, ts_ms: unary(attributes.get(key), ts_ms)
+        fn = arg
+        return lambda attributes, ts_ms: unary(fn(attributes, ts_ms), ts_ms)
+    binary, (first, second) = rv.BINARY_FUNCTIONS[name], map(_value_fn, args)
     return lambda attributes, ts_ms: binary(first(attributes, ts_ms), second(attributes, ts_ms))
 
 
@@ -226,36 +192,61 @@ class _Compiler:
         self.source = source
         self.paths: set[str] = set()
 
-    def condition(self, node: ast.expr) -> TruthFn:
+    def condition(self, node: ast.expr) -> Condition:
         if isinstance(node, ast.BoolOp):
             parts = tuple(self.condition(value) for value in node.values)
-            return _junction(parts, decisive=isinstance(node.op, ast.Or))
+            return rc.junction(parts, decisive=isinstance(node.op, ast.Or))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return _negate(self.condition(node.operand))
+            return self.condition(node.operand).negated()
         if isinstance(node, ast.Compare):
             return self.compare(node)
-        fn = self.value(node)
+        operand = self.operand(node)
         if not _is_condition_like(node):
             raise self.source.error(node, "expected a condition (comparison, predicate or boolean)")
-        return _as_truth(fn)
+        if isinstance(node, ast.Call):
+            return self.predicate(node, operand)
+        return rc.bind(operand, rc.BOOLEAN)
 
-    def compare(self, node: ast.Compare) -> TruthFn:
+    def predicate(self, node: ast.Call, call: Operand) -> Condition:
+        """Specialise exists(x) and startswith/endswith(x, literal) as checks of x."""
+        name, args = _function_name(node), node.args
+        if name == "exists":
+            return rc.bind(self.operand(args[0]), rc.PRESENT)  # never unknown
+        if name is not None and _is_literal(args[1]):
+            check = rc.affix(name, self.literal(args[1]))
+            if check is not None:
+                return rc.bind(self.operand(args[0]), check)
+        return rc.bind(call, rc.BOOLEAN)
+
+    def compare(self, node: ast.Compare) -> Condition:
         operands = [node.left, *node.comparators]
         # A chain a < b < c means a < b and b < c, as in Python.
         tests = tuple(self.pair(op, operands[i], operands[i + 1]) for i, op in enumerate(node.ops))
-        return tests[0] if len(tests) == 1 else _junction(tests, decisive=False)
+        return tests[0] if len(tests) == 1 else rc.junction(tests, decisive=False)
 
-    def pair(self, op: ast.cmpop, left: ast.expr, right: ast.expr) -> TruthFn:
+    def pair(self, op: ast.cmpop, left: ast.expr, right: ast.expr) -> Condition:
         test = _TESTS.get(type(op))
         if test is None:
             raise self.source.error(right, "'is' is not supported (use == or !=)")
         if test in (rv.eq, rv.ne) and (_is_null_literal(left) or _is_null_literal(right)):
             # The one test that sees null: == null / != null ask whether the value is missing.
             other = left if _is_null_literal(right) else right
-            return _null_test(self.value(other), want_null=test is rv.eq)
+            present = rc.PRESENT if test is rv.ne else rc.PRESENT.negated()
+            return rc.bind(self.operand(other), present)
+        # Most tests are `path OP literal`: specialise them on the literal's type.
         if _is_literal(right):
-            return _pair_constant(test, self.value(left), self.literal(right))
-        return _pair(test, self.value(left), self.value(right))
+            operand = self.operand(left)
+            return rc.bind(operand, rc.against(test, self.literal(right)))
+        if _is_literal(left):
+            check = rc.against_left(test, self.literal(left))
+            return rc.bind(self.operand(right), check)
+        return rc.pair(test, self.value(left), self.value(right))
+
+    def operand(self, node: ast.expr) -> Operand:
+        if isinstance(node, ast.Name) and node.id not in _NAMED_LITERALS:
+            self.paths.add(node.id)
+            return node.id
+        return self.value(node)
 
     def value(self, node: ast.expr) -> ValueFn:
         if _is_literal(node):
@@ -304,13 +295,17 @@ class _Compiler:
             s = "" if arity == 1 else "s"
             message = f"{name}() takes {arity} argument{s}, got {len(node.args)}"
             raise self.source.error(node, message)
-        return _call(name, [self.value(arg) for arg in node.args])
+        return _call(name, [self.operand(arg) for arg in node.args])
 
     def unsupported(self, node: ast.expr) -> RuleError:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return self.source.error(node, "a condition cannot be used as a value")
         message = _UNSUPPORTED.get(type(node), f"unsupported syntax ({type(node).__name__})")
         return self.source.error(node, message)
+
+
+def _function_name(node: ast.Call) -> str | None:
+    return node.func.id if isinstance(node.func, ast.Name) else None
 
 
 def _is_null_literal(node: ast.expr) -> bool:
