@@ -21,7 +21,7 @@ def test_demo_fills_lists_and_stops_everything_it_started(tmp_path: Path) -> Non
             "-m",
             "worker.demo",
             "--duration-s",
-            "40",
+            "25",
             "--rate",
             "50",
             "--profiles",
