@@ -146,6 +146,11 @@ def alert_names() -> set[str]:
     return {rule["alert"] for group in groups for rule in group["rules"]}
 
 
+def events_total(prom_port: int, worker_port: int) -> float:
+    """The sum of the worker's events_total series, as Prometheus has scraped them."""
+    return sum(float(series["value"][1]) for series in events_series(prom_port, worker_port))
+
+
 def test_prometheus_scrapes_a_running_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
     """Prometheus scraping a live worker returns its events_total series, and every alert rule
     evaluates without error on the worker's real series."""
@@ -161,8 +166,9 @@ def test_prometheus_scrapes_a_running_worker(kafka_bootstrap: str, tmp_path: Pat
             ann = {"email": "ann@example.com"}
             produce(kafka_bootstrap, topic, [event("p-1", 1, identities=ann, attributes={})])
             with prometheus(tmp_path, f"127.0.0.1:{port}") as prom_port:
-                wait_for(lambda: bool(events_series(prom_port, port)), 90, "the worker's series")
-                assert float(events_series(prom_port, port)[0]["value"][1]) >= 1
+                # every outcome's series exists from the start (at 0): wait for the event
+                wait_for(lambda: events_total(prom_port, port) >= 1, 90, "the worker's series")
+                assert events_total(prom_port, port) == 1
                 health: dict[str, str] = {}
 
                 def evaluated() -> bool:
