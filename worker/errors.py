@@ -80,3 +80,7 @@ class RequestRejected(MarketoError):
 
 class LocalBrokerError(WorkerError):
     """The local development broker cannot be fetched or started; the message names the fix."""
+
+
+class DeliveryFailed(WorkerError):
+    """Records for Kafka could not be delivered: stop without committing, a restart re-reads."""

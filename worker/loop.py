@@ -23,7 +23,7 @@ from worker.core.membership import Audiences, transitions
 from worker.core.outbox import Outbox
 from worker.core.profile import Outcome, ProfileState, apply
 from worker.core.store import StateStore
-from worker.errors import PoisonMessage, WorkerError
+from worker.errors import DeliveryFailed, PoisonMessage
 from worker.flusher import Flusher
 from worker.telemetry.metrics import Metrics
 
@@ -58,10 +58,6 @@ EndOffset = Callable[[int], int]  # an input partition's high watermark, asked o
 # was answered and its effect written: the next owner can trust the state as it finds it. The
 # empty key never collides with a profile id (at least one character).
 CLEAN_HANDOVER = b""  # its value is the audiences' fingerprint: rules changed => re-evaluate
-
-
-class DeliveryFailed(WorkerError):
-    """Records for Kafka could not be delivered: stop without committing, a restart re-reads."""
 
 
 @dataclass(frozen=True, slots=True)
