@@ -274,7 +274,9 @@ class Loop:
         started = time.monotonic()
         end = await asyncio.to_thread(self.end_offset, partition)
         # read and decode in a worker thread: the loop keeps polling and serving /healthz
+        read_started = time.monotonic()
         states, marker = await asyncio.to_thread(self._read_states, partition)
+        read_s = time.monotonic() - read_started
         clean = marker is not None
         if clean:
             end = -1  # the previous owner wrote all it did: replayed events need no re-send
@@ -302,27 +304,28 @@ class Loop:
             profiles=len(states),
             resent=resent,
             clean_handover=clean,
+            read_s=round(read_s, 3),
             seconds=round(elapsed, 3),
         )
 
     def _read_states(self, partition: int) -> tuple[dict[ProfileId, ProfileState], bytes | None]:
         """Each profile's last state in the changelog, and the clean handover marker's value
         when the changelog ends with one. Runs in a thread: it touches only its locals."""
-        states: dict[ProfileId, ProfileState] = {}
-        marker: bytes | None = None
+        latest: dict[bytes, bytes | None] = {}  # until compaction, a key has many records:
+        marker: bytes | None = None  # only the last one is decoded (decoding is the cost)
         for batch in self.restorer(partition):
             for key, value in batch:
-                marker = None
-                if key == CLEAN_HANDOVER:
-                    marker = value
-                    continue
-                if value is None:  # a tombstone: the profile is gone
-                    states.pop(ProfileId(key.decode(errors="replace")), None)
-                    continue
-                try:
-                    states[ProfileId(key.decode())] = snapshot.decode(value)
-                except (msgspec.DecodeError, UnicodeDecodeError):
-                    log.warning("state.corrupt_record", partition=partition)
+                marker = value if key == CLEAN_HANDOVER else None
+                latest[key] = value
+        latest.pop(CLEAN_HANDOVER, None)
+        states: dict[ProfileId, ProfileState] = {}
+        for key, value in latest.items():
+            if value is None:  # a tombstone: the profile is gone
+                continue
+            try:
+                states[ProfileId(key.decode())] = snapshot.decode(value)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                log.warning("state.corrupt_record", partition=partition)
         return states, marker
 
     def _resend_unacknowledged(

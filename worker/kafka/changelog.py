@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 BATCH = 10_000
 
@@ -33,10 +33,15 @@ def read_partition(
         position = low
         while position < high and not should_stop():
             batch: list[tuple[bytes, bytes | None]] = []
-            # never ask for more than remains: consume() would wait its timeout for them
-            for message in consumer.consume(max(1, min(BATCH, high - position)), 1.0):
-                offset = message.offset()
-                if message.error() is not None or offset is None:
+            # a compacted log has gaps: fewer records than offsets remain, so the end is known
+            # by librdkafka's end-of-partition event, never by counting (that waits a timeout)
+            for message in consumer.consume(BATCH, 1.0):
+                error, offset = message.error(), message.offset()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        position = high
+                    continue
+                if offset is None:
                     continue
                 position = offset + 1
                 key = message.key()
