@@ -10,45 +10,20 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from tests.fakes import RecordingLimiter
 from worker.core.ids import LeadId, ListId
 from worker.errors import QuotaExhausted
 from worker.marketo.client import MarketoClient
 from worker.sandbox.process import SandboxProcess
 
 pytestmark = pytest.mark.integration
-
-
-class RecordingLimiter:
-    """An unlimited limiter that records how it was used."""
-
-    def __init__(self) -> None:
-        self.slots = 0
-        self.rate_limited_codes: list[str] = []
-        self.quota_exhausted_calls = 0
-
-    def call(self) -> AbstractAsyncContextManager[None]:
-        """Take a slot (always granted)."""
-        return self._slot()
-
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        self.slots += 1
-        yield
-
-    def rate_limited(self, code: str) -> None:
-        """Record a 606/615."""
-        self.rate_limited_codes.append(code)
-
-    def quota_exhausted(self) -> None:
-        """Record a 607."""
-        self.quota_exhausted_calls += 1
 
 
 @contextmanager

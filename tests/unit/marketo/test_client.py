@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -21,6 +21,7 @@ from aiohttp import test_utils, web
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from tests.fakes import RecordingLimiter
 from worker.core.ids import LeadId, ListId
 from worker.errors import MarketoUnavailable, QuotaExhausted, RequestRejected, TokenExpired
 from worker.marketo.client import MarketoClient
@@ -95,32 +96,6 @@ class FakeMarketo:
         token, expires_in = self.tokens.pop(0) if len(self.tokens) > 1 else self.tokens[0]
         reply = {"access_token": token, "token_type": "bearer", "expires_in": expires_in}
         return web.json_response(reply)
-
-
-class RecordingLimiter:
-    """An unlimited limiter that records how it was used."""
-
-    def __init__(self) -> None:
-        self.slots = 0
-        self.rate_limited_codes: list[str] = []
-        self.quota_exhausted_calls = 0
-
-    def call(self) -> AbstractAsyncContextManager[None]:
-        """Take a slot (always granted)."""
-        return self._slot()
-
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        self.slots += 1
-        yield
-
-    def rate_limited(self, code: str) -> None:
-        """Record a 606/615."""
-        self.rate_limited_codes.append(code)
-
-    def quota_exhausted(self) -> None:
-        """Record a 607."""
-        self.quota_exhausted_calls += 1
 
 
 class FakeClock:
