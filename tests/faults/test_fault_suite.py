@@ -8,7 +8,6 @@ fault-results.json. Run with `make test-faults` (marker `faults`; part of `.ci/r
 from __future__ import annotations
 
 import random
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from tests.integration.harness import (
     group_of,
     list_members,
     metric,
+    metrics_text,
     new_input_topic,
     produce,
     read_topic,
@@ -45,10 +45,7 @@ def start_workers(config: Path, tmp: Path, count: int, tag: str = "w") -> list[W
 
 def added_records(worker: WorkerProcess) -> float:
     """Records this worker had Marketo add to lists (its marketo_records_total samples)."""
-    started = [e for e in worker.logs() if e.get("event") == "worker.started"]
-    url = f"http://127.0.0.1:{started[-1]['metrics_port']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        lines = response.read().decode().splitlines()
+    lines = metrics_text(worker).splitlines()
     prefix = 'marketo_worker_marketo_records_total{endpoint="add_to_list"'
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix))
 

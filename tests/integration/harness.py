@@ -104,6 +104,11 @@ class WorkerProcess:
                     continue
         return events
 
+    def metrics_port(self) -> int | None:
+        """The metrics port the worker logged in `worker.started` (it binds port 0)."""
+        started = [e for e in self.logs() if e.get("event") == "worker.started"]
+        return int(started[-1]["metrics_port"]) if started else None
+
     def stop(self, timeout_s: float = 30) -> int:
         """SIGTERM, and wait for the graceful exit."""
         if self.proc.poll() is None:
@@ -121,14 +126,18 @@ class WorkerProcess:
         self.proc.wait(10)
 
 
+def metrics_text(worker: WorkerProcess) -> str:
+    """The worker's /metrics page ("" before it has started)."""
+    port = worker.metrics_port()
+    if port is None:
+        return ""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def metric(worker: WorkerProcess, name: str) -> float:
     """Sum a metric's samples from the worker's /metrics endpoint (0 when absent)."""
-    started = [e for e in worker.logs() if e.get("event") == "worker.started"]
-    if not started:
-        return 0.0
-    url = f"http://127.0.0.1:{started[-1]['metrics_port']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
+    text = metrics_text(worker)
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

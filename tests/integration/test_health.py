@@ -18,10 +18,10 @@ AUDIENCES = [{"id": "all", "name": "All", "rule": "exists(country)", "list": {"n
 
 
 def status(worker: WorkerProcess, path: str) -> int:
-    started = [e for e in worker.logs() if e.get("event") == "worker.started"]
-    if not started:
+    port = worker.metrics_port()
+    if port is None:
         return 0
-    url = f"http://127.0.0.1:{started[-1]['metrics_port']}{path}"
+    url = f"http://127.0.0.1:{port}{path}"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return int(response.status)

@@ -14,6 +14,7 @@ from tests.integration.harness import (
     WorkerProcess,
     event,
     metric,
+    metrics_text,
     new_input_topic,
     produce,
     wait_for_lists,
@@ -144,12 +145,7 @@ def seed_lead(sandbox: SandboxProcess, email: str) -> None:
 
 def metric_with(worker: WorkerProcess, labels: str) -> float:
     """The events_total sample whose labels contain `labels`."""
-    started = [e for e in worker.logs() if e.get("event") == "worker.started"]
-    if not started:
-        return 0.0
-    url = f"http://127.0.0.1:{started[-1]['metrics_port']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        lines = response.read().decode().splitlines()
+    lines = metrics_text(worker).splitlines()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in lines

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.harness import (
     WorkerProcess,
     event,
+    metrics_text,
     new_input_topic,
     produce,
     wait_for_lists,
@@ -26,12 +26,7 @@ AUDIENCES = [{"id": "fr", "name": "FR", "rule": 'country == "FR"', "list": {"nam
 
 def scrape(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of the worker's /metrics, keyed by (name, sorted labels)."""
-    started = [e for e in worker.logs() if e.get("event") == "worker.started"]
-    if not started:
-        return {}
-    url = f"http://127.0.0.1:{started[-1]['metrics_port']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
+    text = metrics_text(worker)
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)

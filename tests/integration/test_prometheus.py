@@ -115,8 +115,7 @@ def prometheus(tmp_path: Path, target: str) -> Iterator[int]:
 
 def worker_port(worker: WorkerProcess) -> int | None:
     """The metrics port the worker logged in `worker.started` (it binds port 0)."""
-    started = [e for e in worker.logs() if e.get("event") == "worker.started"]
-    return int(started[-1]["metrics_port"]) if started else None
+    return worker.metrics_port()
 
 
 def events_series(prom_port: int, port: int) -> list[Any]:
