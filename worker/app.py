@@ -17,13 +17,15 @@ import structlog
 from worker.checks import startup_checks
 from worker.core.budget import Budget, BudgetLimits
 from worker.core.fields import Converter
-from worker.core.ids import AudienceId, ListId
+from worker.core.ids import AudienceId, ListId, ProfileId
 from worker.core.ledger import OffsetLedger
 from worker.core.membership import AudienceRule, Audiences
 from worker.core.outbox import Outbox
+from worker.core.snapshot import StateCodec
 from worker.core.store import StateStore
 from worker.errors import ConfigError, RequestRejected
 from worker.flusher import Flusher, LeadFields, ListWriter
+from worker.heap import release_free_memory
 from worker.kafka.changelog import read_end_offset, read_partition
 from worker.kafka.consumer import KafkaConsumer
 from worker.kafka.producer import Publisher
@@ -168,9 +170,9 @@ async def serve(settings: Settings, metrics: Metrics, edges: Edges, stop: asynci
 
 
 def build_flusher(
-    settings: Settings, metrics: Metrics, edges: Edges, publisher: Publisher
+    settings: Settings, metrics: Metrics, edges: Edges, publisher: Publisher, store: StateStore
 ) -> Flusher:
-    """The outbox, state, ledger and the flusher that works them."""
+    """The outbox, ledger and the flusher that works them and the state."""
     fields = LeadFields(
         settings.marketo.lookup_field,
         edges.converter,
@@ -179,7 +181,7 @@ def build_flusher(
     return Flusher(
         Outbox(list(edges.list_ids), settings.flush.max_batch, settings.flush.max_linger_s),
         edges.writer,
-        StateStore(),
+        store,
         OffsetLedger(),
         publisher,
         metrics,
@@ -195,8 +197,10 @@ def build_loop(
     """The consumer and the loop, wired to each other through the rebalance callbacks."""
     k, config, limiter = settings.kafka, edges.config, edges.limiter
     publisher = Publisher(config, k.dead_letter_topic, k.rejections_topic, k.state_topic)
-    flusher = build_flusher(settings, metrics, edges, publisher)
     audiences = build_audiences(settings)
+    paths = frozenset(audiences.paths | {m.source for m in settings.mapping})
+    store = StateStore(StateCodec(paths), on_corrupt=_corrupt_state)
+    flusher = build_flusher(settings, metrics, edges, publisher, store)
     loop: Loop
 
     def assigned(parts: set[int]) -> None:
@@ -221,14 +225,19 @@ def build_loop(
         publisher,
         flusher,
         audiences,
-        frozenset(audiences.paths | {m.source for m in settings.mapping}),
+        paths,
         metrics,
         loop_settings(settings),
         lambda p: read_partition(config, k.state_topic, p, stop.is_set),
         parked_until=limiter.quota_parked_until,
         end_offset=lambda p: read_end_offset(config, k.topic, p),
+        release_memory=release_free_memory,
     )
     return loop, consumer
+
+
+def _corrupt_state(_profile: ProfileId) -> None:
+    log.warning("state.corrupt_record", found="on use")  # dropped: the next event rebuilds it
 
 
 def loop_settings(settings: Settings) -> LoopSettings:

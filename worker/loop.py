@@ -54,10 +54,14 @@ Restorer = Callable[[int], Iterable[list[tuple[bytes, bytes | None]]]]
 EndOffset = Callable[[int], int]  # an input partition's high watermark, asked of the broker
 
 
-# Written to each partition of the state topic after a clean shutdown, when every Marketo call
-# was answered and its effect written: the next owner can trust the state as it finds it. The
-# empty key never collides with a profile id (at least one character).
-CLEAN_HANDOVER = b""  # its value is the audiences' fingerprint: rules changed => re-evaluate
+@dataclass(slots=True)
+class _Restored:
+    """A partition read back, and the states among it that need more than keeping."""
+
+    image: snapshot.Image
+    changed: dict[ProfileId, ProfileState]  # evaluated afresh, to a different membership
+    pending: dict[ProfileId, ProfileState]  # a membership Marketo has not acknowledged
+    corrupt: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,7 @@ class Loop:
         clock: Callable[[], float] = time.monotonic,
         parked_until: Callable[[], float | None] = lambda: None,
         end_offset: EndOffset = lambda _partition: -1,
+        release_memory: Callable[[], object] = lambda: None,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -106,6 +111,7 @@ class Loop:
         self.clock = clock
         self.parked_until = parked_until  # the budget parked on the daily quota (607)
         self.end_offset = end_offset
+        self.release_memory = release_memory  # what a restore's reading freed, back to the OS
         # per partition: offsets below this were readable before we owned it, so a previous
         # owner may have acted on them (DESIGN §3.1: replayed changes are sent explicitly)
         self.replay_until: dict[int, int] = {}
@@ -185,7 +191,7 @@ class Loop:
         except PoisonMessage as exc:
             self._dead_letter(record, exc)
             return
-        before = self.store.get(event.profile_id)
+        before = self.store.get(event.profile_id, record.partition)
         state = apply(before, event, record.offset, self.paths)
         if state is None:
             self.outcomes[Outcome.STALE].inc()
@@ -203,7 +209,7 @@ class Loop:
     def _buffer(
         self, profile: ProfileId, record: Record, flips: Mapping[AudienceId, bool], now: float
     ) -> None:
-        state = self.store.get(profile)
+        state = self.store.get(profile, record.partition)
         assert state is not None
         released = self.outbox.enqueue(
             profile,
@@ -235,12 +241,13 @@ class Loop:
             "event.dead_lettered", kind=exc.kind, partition=record.partition, offset=record.offset
         )
 
-    async def commit(self) -> None:
-        """Write dirty states, wait for Kafka to have every output record, commit the ledger."""
+    async def commit(self, *, final: bool = False) -> None:
+        """Write dirty states, wait for Kafka to have every output record, commit the ledger.
+        The `final` commit of a shutdown writes every changed state."""
         self.last_commit = self.clock()
         due = self.ledger.committable()  # before the await: only what is settled right now
-        for partition, profile, state in self.store.take_dirty():
-            self.publisher.state(partition, profile.encode(), snapshot.encode(state))
+        for partition, profile, data in self.store.take_dirty(None if final else due):
+            self.publisher.state(partition, profile.encode(), data)
         if not await asyncio.to_thread(self.publisher.flush, 30.0):
             raise DeliveryFailed("output records were not delivered; stopping without commit")
         due = {p: o for p, o in due.items() if p in self.assigned}
@@ -273,24 +280,28 @@ class Loop:
     async def _restore(self, partition: int) -> None:
         started = time.monotonic()
         end = await asyncio.to_thread(self.end_offset, partition)
-        # read and decode in a worker thread: the loop keeps polling and serving /healthz
+        # read in a worker thread: the loop keeps polling and serving /healthz
         read_started = time.monotonic()
-        states, marker = await asyncio.to_thread(self._read_states, partition)
+        restored = await asyncio.to_thread(self._read_states, partition)
+        await asyncio.to_thread(self.release_memory)
         read_s = time.monotonic() - read_started
-        clean = marker is not None
+        image = restored.image
+        clean = image.marker is not None
         if clean:
             end = -1  # the previous owner wrote all it did: replayed events need no re-send
-        if marker != self.audiences.fingerprint:  # other rules, or a crash: evaluate afresh
-            for state in states.values():
-                state.desired = self.audiences.desired(state)
+        self.store.load(partition, image.states)
+        for profile, state in restored.changed.items():
+            self.store.put(partition, profile, state)
         epoch = self.ledger.epoch(partition)
-        resent = 0
-        for profile, state in states.items():
-            self.store.put(partition, profile, state, dirty=False)
-            resent += self._resend_unacknowledged(partition, epoch, profile, state)
+        resent = sum(
+            self._resend_unacknowledged(partition, epoch, profile, state)
+            for profile, state in restored.pending.items()
+        )
+        if self.store.codec.layout_id not in image.layouts:  # later readers must know it
+            self.publisher.state(partition, *self.store.codec.layout_record())
         elapsed = time.monotonic() - started
         self.metrics.state_restore.inc(elapsed)
-        self.metrics.state_restored_profiles.inc(len(states))
+        self.metrics.state_restored_profiles.inc(len(image.states))
         self.metrics.state_profiles.set(len(self.store))
         if partition in self.restoring:
             del self.restoring[partition]
@@ -298,35 +309,48 @@ class Loop:
             self.replay_until[partition] = end
             if partition not in self.paused:
                 self.consumer.resume({partition})
+        if restored.corrupt:
+            log.warning("state.corrupt_record", partition=partition, records=restored.corrupt)
         log.info(
             "state.restored",
             partition=partition,
-            profiles=len(states),
+            profiles=len(image.states),
             resent=resent,
             clean_handover=clean,
             read_s=round(read_s, 3),
             seconds=round(elapsed, 3),
         )
 
-    def _read_states(self, partition: int) -> tuple[dict[ProfileId, ProfileState], bytes | None]:
-        """Each profile's last state in the changelog, and the clean handover marker's value
-        when the changelog ends with one. Runs in a thread: it touches only its locals."""
-        latest: dict[bytes, bytes | None] = {}  # until compaction, a key has many records:
-        marker: bytes | None = None  # only the last one is decoded (decoding is the cost)
-        for batch in self.restorer(partition):
-            for key, value in batch:
-                marker = value if key == CLEAN_HANDOVER else None
-                latest[key] = value
-        latest.pop(CLEAN_HANDOVER, None)
-        states: dict[ProfileId, ProfileState] = {}
-        for key, value in latest.items():
-            if value is None:  # a tombstone: the profile is gone
-                continue
+    def _read_states(self, partition: int) -> _Restored:
+        """Read a partition's last states; decode only those that need more than keeping: all
+        of them when the rules may have changed (no clean handover with these rules' marker),
+        else the ones with an unacknowledged membership. Runs in a thread: it changes only its
+        locals (and teaches the codec the layouts it finds)."""
+        codec = self.store.codec
+        image = snapshot.read_image(self.restorer(partition), codec)
+        evaluate = image.marker != self.audiences.fingerprint
+        restored = _Restored(image, {}, {}, 0)
+        corrupt: list[bytes] = []
+        for key, data in image.states.items():
             try:
-                states[ProfileId(key.decode())] = snapshot.decode(value)
+                if not evaluate and not codec.unacknowledged(data):
+                    continue
+                state = codec.decode(data)
+                profile = ProfileId(key.decode())
             except (msgspec.DecodeError, UnicodeDecodeError):
-                log.warning("state.corrupt_record", partition=partition)
-        return states, marker
+                corrupt.append(key)
+                continue
+            if evaluate:
+                desired = self.audiences.desired(state)
+                if desired != state.desired:
+                    state.desired = desired
+                    restored.changed[profile] = state
+            if state.desired != state.acked:
+                restored.pending[profile] = state
+        for key in corrupt:
+            del image.states[key]
+        restored.corrupt = len(corrupt)
+        return restored
 
     def _resend_unacknowledged(
         self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
@@ -368,10 +392,10 @@ class Loop:
         if self.assigned:
             self.consumer.pause(self.assigned)
         flushed = await self.flusher.drain(deadline_s)
-        await self.commit()
+        await self.commit(final=True)
         if not self.flusher.tasks:  # every call answered: the state written is complete
             for partition in self.assigned - set(self.restoring):
-                self.publisher.state(partition, CLEAN_HANDOVER, self.audiences.fingerprint)
+                self.publisher.state(partition, snapshot.CLEAN_HANDOVER, self.audiences.fingerprint)
             await asyncio.to_thread(self.publisher.flush, 30.0)
         log.info(
             "worker.drained",

@@ -121,12 +121,11 @@ def read_desired(settings: Settings, audiences: Sequence[Audience]) -> drift.Des
 
 
 def _latest_states(config: Mapping[str, str], topic: str, partition: int) -> Iterator[ProfileState]:
-    latest: dict[bytes, bytes | None] = {}  # compaction may lag: the last record per key wins
-    for batch in read_partition(config, topic, partition, lambda: False):
-        latest.update(batch)
-    for value in filter(None, latest.values()):  # None: a tombstone (the profile is gone)
+    codec = snapshot.StateCodec(())  # decodes the layouts the partition names; encodes nothing
+    image = snapshot.read_image(read_partition(config, topic, partition, lambda: False), codec)
+    for data in image.states.values():
         try:
-            yield snapshot.decode(value)
+            yield codec.decode(data)
         except msgspec.DecodeError:
             log.warning("state.corrupt_record", partition=partition)
 

@@ -3,15 +3,16 @@ read back from the changelog, and librdkafka's statistics. No input crashes them
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import msgspec
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from worker.core import snapshot
 from worker.core.profile import ProfileState
+from worker.core.snapshot import StateCodec
 from worker.kafka.stats import consumer_lag
 
 json_values: st.SearchStrategy[Any] = st.recursive(
@@ -40,10 +41,13 @@ stats_like = st.fixed_dictionaries(
 )
 
 
+CODEC = StateCodec(("a", "b.c"))
+
+
 def _decoded(data: bytes) -> ProfileState | None:
     """The decoded state, or None when decode raised its documented error."""
     try:
-        return snapshot.decode(data)
+        return CODEC.decode(data)
     except msgspec.DecodeError:
         return None
 
@@ -62,6 +66,23 @@ def test_snapshot_decode_raises_only_decode_error_on_snapshot_shaped_json(value:
     """Snapshot fields holding values of any JSON type never escape as another exception."""
     state = _decoded(json.dumps(value).encode())
     assert state is None or (isinstance(state.ts_ms, int) and isinstance(state.desired, frozenset))
+
+
+@settings(max_examples=500, deadline=None)
+@given(head=st.lists(json_values, max_size=13), layout=st.sampled_from([CODEC.layout_id, 7]))
+def test_snapshot_decode_raises_only_decode_error_on_state_shaped_msgpack(
+    head: list[Any], layout: int
+) -> None:
+    """MessagePack arrays holding values of any type, under a known layout or not, never escape
+    as another exception, and neither does the head-only check."""
+    try:
+        data = msgspec.msgpack.encode([layout, *head])
+    except OverflowError:  # an integer MessagePack cannot hold: not a possible record
+        assume(False)
+    state = _decoded(data)
+    assert state is None or isinstance(state.attributes, dict)
+    with contextlib.suppress(msgspec.DecodeError):
+        CODEC.unacknowledged(data)
 
 
 @settings(max_examples=300, deadline=None)

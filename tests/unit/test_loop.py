@@ -7,14 +7,16 @@ import time
 from collections.abc import Iterable, Mapping
 
 from worker.core.fields import Converter, FieldSpec
-from worker.core.ids import AudienceId, ListId, Record
+from worker.core.ids import AudienceId, LeadId, ListId, ProfileId, Record
 from worker.core.ledger import OffsetLedger
 from worker.core.membership import AudienceRule, Audiences
 from worker.core.outbox import Outbox
+from worker.core.profile import ProfileState
 from worker.core.rules import compile_rule
+from worker.core.snapshot import CLEAN_HANDOVER, StateCodec
 from worker.core.store import StateStore
 from worker.flusher import Flusher, LeadFields
-from worker.loop import Loop, LoopSettings
+from worker.loop import Loop, LoopSettings, Restorer
 from worker.telemetry.metrics import Metrics
 
 
@@ -38,10 +40,15 @@ class FakeConsumer:
 
 
 class FakePublisher:
-    """Accepts everything; every flush succeeds."""
+    """Accepts everything and keeps the state records; every flush succeeds."""
+
+    def __init__(self) -> None:
+        self.states: list[tuple[int, bytes, bytes | None]] = []
 
     def dead_letter(self, key: object, value: object, headers: object) -> None: ...
-    def state(self, partition: int, key: bytes, value: bytes | None) -> None: ...
+    def state(self, partition: int, key: bytes, value: bytes | None) -> None:
+        self.states.append((partition, key, value))
+
     def rejection(self, key: bytes, value: bytes) -> None: ...
     def poll(self) -> None: ...
     def flush(self, timeout_s: float) -> bool:
@@ -61,13 +68,23 @@ class FlakyRestorer:
         return []
 
 
-def make_loop(restorer: FlakyRestorer, consumer: FakeConsumer, clock: list[float]) -> Loop:
-    audiences = Audiences([AudienceRule(AudienceId("fr"), compile_rule('country == "FR"'))])
+FR = AudienceId("fr")
+AUDIENCES = Audiences([AudienceRule(FR, compile_rule('country == "FR"'))])
+CODEC = StateCodec(AUDIENCES.paths)
+
+
+def make_loop(
+    restorer: Restorer,
+    consumer: FakeConsumer,
+    clock: list[float],
+    publisher: FakePublisher | None = None,
+) -> Loop:
+    audiences = AUDIENCES
     fields = {"email": FieldSpec("email", "email", 255, True)}
     flusher = Flusher(
         Outbox([AudienceId("fr")], 300, 1.0),
         None,
-        StateStore(),
+        StateStore(StateCodec(audiences.paths)),
         OffsetLedger(),  # type: ignore[arg-type]
         FakePublisher(),
         Metrics(),
@@ -78,7 +95,7 @@ def make_loop(restorer: FlakyRestorer, consumer: FakeConsumer, clock: list[float
     settings = LoopSettings("in", 65536, 1000, 1.0, handover_s=0.0)
     return Loop(
         consumer,
-        FakePublisher(),
+        publisher or FakePublisher(),
         flusher,
         audiences,
         audiences.paths,
@@ -87,6 +104,71 @@ def make_loop(restorer: FlakyRestorer, consumer: FakeConsumer, clock: list[float
         restorer,
         clock=lambda: clock[0],
     )
+
+
+async def restore(loop: Loop, consumer: FakeConsumer) -> None:
+    """Assign partition 0 and turn the loop until its restore (in a thread) resumed it."""
+    loop.on_assign({0})
+    deadline = time.monotonic() + 10
+    while 0 not in consumer.resumed and time.monotonic() < deadline:
+        await loop.run_once()
+        await asyncio.sleep(0.01)
+    assert consumer.resumed == {0}
+
+
+def saved(country: str, desired: set[AudienceId], acked: set[AudienceId]) -> bytes:
+    """An encoded state as the changelog holds it."""
+    state = ProfileState(
+        ts_ms=1,
+        offset=0,
+        email="a@x.io",
+        attributes={"country": country},
+        desired=frozenset(desired),
+        acked=frozenset(acked),
+        lead_id=LeadId(7),
+    )
+    return CODEC.encode(state)
+
+
+async def test_after_a_clean_handover_only_unacknowledged_states_are_resent() -> None:
+    """With the marker of these rules last, a state Marketo acknowledged is kept as it is and
+    one it did not is queued again."""
+    records = [
+        CODEC.layout_record(),
+        (b"done", saved("FR", {FR}, {FR})),
+        (b"waiting", saved("FR", {FR}, set())),
+        (CLEAN_HANDOVER, AUDIENCES.fingerprint),
+    ]
+    consumer = FakeConsumer()
+    loop = make_loop(lambda _p: [records], consumer, [0.0])
+    await restore(loop, consumer)
+    buffer = loop.outbox.lists[FR]
+    assert (buffer.pending(ProfileId("waiting")), buffer.pending(ProfileId("done"))) == (True, None)
+    assert len(loop.store) == 2
+
+
+async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten() -> None:
+    """Without the marker, a state whose membership the rules now decide otherwise is
+    corrected in memory and written back at the next commit."""
+    records = [CODEC.layout_record(), (b"p1", saved("FR", set(), set()))]
+    consumer = FakeConsumer()
+    loop = make_loop(lambda _p: [records], consumer, [0.0])
+    await restore(loop, consumer)
+    state = loop.store.get(ProfileId("p1"))
+    assert state is not None
+    assert state.desired == {FR}
+    assert [profile for _, profile, _ in loop.store.take_dirty()] == ["p1"]
+
+
+async def test_a_restore_writes_the_layout_record_only_when_the_partition_lacks_it() -> None:
+    """States written from now on must be readable later: the layout is recorded once."""
+    written = []
+    for records in ([], [CODEC.layout_record()]):
+        consumer, publisher = FakeConsumer(), FakePublisher()
+        loop = make_loop(lambda _p, r=records: [r], consumer, [0.0], publisher)
+        await restore(loop, consumer)
+        written.append(publisher.states)
+    assert written == [[(0, *CODEC.layout_record())], []]
 
 
 async def test_a_failed_restore_is_retried_and_the_partition_resumes() -> None:

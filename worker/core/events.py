@@ -95,6 +95,10 @@ def decode(key: bytes | None, value: bytes | None, *, max_bytes: int) -> Profile
     wire = _decode_wire(value)
     ts_ms = wire.ts if isinstance(wire.ts, int) else _parse_ts(wire.ts)
     _check_key(key, wire.profile_id)
+    if wire.profile_id[0] == "\x00":
+        raise PoisonMessage(
+            "schema", "profile_id starts with NUL, reserved for the worker's own records"
+        )
     return ProfileUpdate(
         profile_id=ProfileId(wire.profile_id),
         ts_ms=ts_ms,

@@ -7,8 +7,9 @@ Marketo acknowledged, and the Marketo lead id. A deleted profile shrinks to a ma
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from worker.core.events import EventOp, ProfileUpdate
@@ -16,6 +17,7 @@ from worker.core.ids import AudienceId, LeadId
 from worker.core.rule_values import JsonValue
 
 MEMBER_STATUSES = frozenset({"realized", "existing"})
+ECID = "identities.ecid"  # the mapping source that needs the ecid kept; unmapped, it is not
 
 
 class Outcome(StrEnum):
@@ -66,21 +68,31 @@ def merge_patch(
 
 
 def project(attributes: Mapping[str, JsonValue], paths: Iterable[str]) -> dict[str, JsonValue]:
-    """Keep only the attribute paths that rules and mapping read (memory: DESIGN §3.6)."""
+    """Keep only the attribute paths that rules and mapping read (memory: DESIGN §3.6).
+
+    A null, or a path through a non-object, is not kept: rules and mapping read both as absent.
+    """
     kept: dict[str, JsonValue] = {}
-    for path in paths:
-        head, _, rest = path.partition(".")
-        if head not in attributes:
+    for head, rest in _split(paths if isinstance(paths, frozenset) else frozenset(paths)):
+        value = attributes.get(head)
+        if value is None:
             continue
-        value = attributes[head]
-        if not rest or not isinstance(value, dict):
+        if not rest:
             kept[head] = value
             continue
-        inner = project(value, [rest])
+        if not isinstance(value, dict):
+            continue
+        inner = project(value, (rest,))
         if inner:
             existing = kept.get(head)
             kept[head] = {**existing, **inner} if isinstance(existing, dict) else inner
     return kept
+
+
+@functools.cache
+def _split(paths: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """Each path as (head, rest): the same few path sets are projected for every event."""
+    return tuple((head, rest) for head, _, rest in (p.partition(".") for p in sorted(paths)))
 
 
 def apply(
@@ -99,22 +111,21 @@ def apply(
             lead_id=base.lead_id,
             deleted=True,
         )
-    if event.op is EventOp.UPSERT or base.deleted:
-        attributes = dict(event.attributes)
-    else:
-        attributes = merge_patch(base.attributes, event.attributes)
-    identities_email = event.email if "email" in event.identities else base.email
-    return replace(
-        base,
+    fresh = event.op is EventOp.UPSERT or base.deleted
+    attributes = event.attributes if fresh else merge_patch(base.attributes, event.attributes)
+    identities = event.identities
+    uploaded = {} if base.deleted else base.uploaded
+    if event.audiences:
+        uploaded = {**uploaded, **{k: v in MEMBER_STATUSES for k, v in event.audiences.items()}}
+    return ProfileState(  # not dataclasses.replace: twice the cost, on every event
         ts_ms=event.ts_ms,
         offset=offset,
-        email=identities_email,
-        ecid=event.ecid if "ecid" in event.identities else base.ecid,
+        email=event.email if "email" in identities else base.email,
+        ecid=(event.ecid if "ecid" in identities else base.ecid) if ECID in paths else None,
         attributes=project(attributes, paths),
         consent={**base.consent, **event.consent} if not base.deleted else dict(event.consent),
-        uploaded={
-            **({} if base.deleted else base.uploaded),
-            **{k: v in MEMBER_STATUSES for k, v in event.audiences.items()},
-        },
-        deleted=False,
+        uploaded=uploaded,
+        desired=base.desired,
+        acked=base.acked,
+        lead_id=base.lead_id,
     )

@@ -10,7 +10,12 @@ from collections.abc import Callable, Iterator, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-BATCH = 10_000
+# Records per consume(): the message objects of one batch are freed in the middle of the states
+# kept, and stay the process's memory (10,000 left 6 MB more than 2,000 for 200,000 profiles).
+BATCH = 2_000
+# consume() returns when a batch is full or this has passed: the last, partial batch of a
+# partition costs this much, once (1 s made a 50k-profile restore take 1.1 s instead of 0.1 s)
+BATCH_WAIT_S = 0.05
 
 
 def read_partition(
@@ -23,6 +28,9 @@ def read_partition(
             "group.id": "unused-no-commits",  # required by librdkafka; never joins or commits
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            # the broker answers a fetch at the end of the log at once instead of waiting for
+            # new records: end-of-partition, the signal this reader waits for, comes sooner
+            "fetch.wait.max.ms": 10,
         }
     )
     try:
@@ -35,7 +43,7 @@ def read_partition(
             batch: list[tuple[bytes, bytes | None]] = []
             # a compacted log has gaps: fewer records than offsets remain, so the end is known
             # by librdkafka's end-of-partition event, never by counting (that waits a timeout)
-            for message in consumer.consume(BATCH, 1.0):
+            for message in consumer.consume(BATCH, BATCH_WAIT_S):
                 error, offset = message.error(), message.offset()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:

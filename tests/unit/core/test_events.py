@@ -255,3 +255,9 @@ def test_decode_raises_only_poison_on_arbitrary_json(value: object) -> None:
     except PoisonMessage as exc:
         kind = exc.kind
     assert kind in {None, "schema", "bad_ts", "key_mismatch"}
+
+
+def test_a_profile_id_starting_with_nul_is_poison() -> None:
+    """Keys starting with NUL are the worker's own state records; no profile may take one."""
+    value = _raw(profile_id="\x00layout/1")
+    assert _kind(b"\x00layout/1", value) == "schema"

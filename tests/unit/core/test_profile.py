@@ -5,9 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.core import snapshot
 from worker.core.events import EventOp, ProfileUpdate
-from worker.core.ids import AudienceId, LeadId, ProfileId
+from worker.core.ids import AudienceId, ProfileId
 from worker.core.membership import AudienceRule, Audiences, transitions
 from worker.core.profile import ProfileState, apply, merge_patch, project
 from worker.core.rules import compile_rule
@@ -121,21 +120,20 @@ def test_transitions_name_enters_and_exits() -> None:
     assert transitions(frozenset({a, b}), frozenset({b, c})) == {a: False, c: True}
 
 
-def test_snapshot_round_trips() -> None:
-    """A state written to the changelog reads back equal."""
-    state = ProfileState(
-        ts_ms=5,
-        offset=9,
-        email="a@x.io",
-        ecid="e1",
-        attributes={"country": "FR"},
-        consent={"marketing": "y"},
-        uploaded={"w": True},
-        desired=frozenset({FR}),
-        acked=frozenset(),
-        lead_id=LeadId(3),
-    )
-    assert snapshot.decode(snapshot.encode(state)) == state
+def test_null_and_paths_through_non_objects_are_not_kept() -> None:
+    """A null, or `address.city` when `address` is not an object, is dropped: both read absent."""
+    kept = project({"country": None, "ltv": 3, "address": "12 rue Neuve"}, PATHS)
+    assert kept == {"ltv": 3}
+
+
+def test_the_ecid_is_kept_only_when_mapped() -> None:
+    """An unmapped ecid costs no memory; a mapped one is kept."""
+    upsert = event("upsert", 1, identities={"ecid": "e1"})
+    unmapped = apply(None, upsert, 0, PATHS)
+    mapped = apply(None, upsert, 0, PATHS | {"identities.ecid"})
+    assert unmapped is not None
+    assert mapped is not None
+    assert (unmapped.ecid, mapped.ecid) == (None, "e1")
 
 
 AUDIENCE_SET = Audiences(

@@ -1,0 +1,139 @@
+"""The state store: encoded at rest, decoded while in use, written and forgotten at commit."""
+
+from __future__ import annotations
+
+from worker.core.ids import AudienceId, ProfileId
+from worker.core.profile import ProfileState
+from worker.core.snapshot import StateCodec
+from worker.core.store import MAX_DEFERRED_COMMITS, StateStore
+
+CODEC = StateCodec(("country",))
+P1, P2 = ProfileId("p1"), ProfileId("p2")
+FR = AudienceId("fr")
+
+
+def fr(ts: int = 1) -> ProfileState:
+    return ProfileState(ts_ms=ts, offset=0, email="a@x.io", attributes={"country": "FR"})
+
+
+def store_with(*partitions: int) -> StateStore:
+    store = StateStore(CODEC)
+    for partition in partitions:
+        store.assign(partition)
+    return store
+
+
+def test_a_put_state_is_written_once_at_the_commit_and_then_kept_encoded() -> None:
+    """take_dirty returns each changed state's bytes once; a later get decodes them back."""
+    store = store_with(0)
+    store.put(0, P1, fr())
+    written = store.take_dirty()
+    assert [(p, profile, CODEC.decode(data)) for p, profile, data in written] == [(0, P1, fr())]
+    assert store.take_dirty() == []
+    assert store.get(P1) == fr()
+
+
+def test_a_touched_change_in_place_reaches_the_changelog() -> None:
+    """An acknowledgement set on a got state and touched is in the next commit's bytes."""
+    store = store_with(0)
+    store.load(0, {b"p1": CODEC.encode(fr())})
+    state = store.get(P1)
+    assert state is not None
+    state.acked = frozenset({FR})
+    store.touch(P1)
+    ((_, _, data),) = store.take_dirty()
+    assert CODEC.decode(data).acked == {FR}
+    assert store.get(P1) == state
+
+
+def test_len_counts_restored_and_new_profiles_once() -> None:
+    """A profile restored then changed, and a new one, count as two before and after commit."""
+    store = store_with(0)
+    store.load(0, {b"p1": CODEC.encode(fr())})
+    store.put(0, P1, fr(2))
+    store.put(0, P2, fr())
+    assert len(store) == 2
+    store.take_dirty()
+    assert len(store) == 2
+
+
+def test_drop_forgets_a_partitions_states_at_rest_and_in_use() -> None:
+    """A revoked partition's states, encoded or decoded, are gone; the others stay."""
+    store = store_with(0, 1)
+    store.load(0, {b"p1": CODEC.encode(fr())})
+    store.put(0, P2, fr())
+    store.put(1, ProfileId("p3"), fr())
+    store.drop(0)
+    assert (store.get(P1), store.get(P2), len(store)) == (None, None, 1)
+    assert [profile for _, profile, _ in store.take_dirty()] == ["p3"]
+
+
+def test_a_state_for_a_revoked_partition_is_not_stored() -> None:
+    """A put that arrives after its partition was revoked is ignored."""
+    store = store_with(0)
+    store.put(5, P1, fr())
+    assert (store.get(P1), len(store)) == (None, 0)
+
+
+def test_the_partition_hint_looks_in_that_partition_only() -> None:
+    """get(profile, partition) does not find the profile in another partition."""
+    store = store_with(0, 1)
+    store.load(1, {b"p1": CODEC.encode(fr())})
+    assert store.get(P1, 0) is None
+    assert store.get(P1, 1) == fr()
+
+
+def test_a_corrupt_state_is_reported_dropped_and_read_as_absent() -> None:
+    """Bytes that do not decode call on_corrupt once and leave no state behind."""
+    corrupt: list[ProfileId] = []
+    store = StateStore(CODEC, on_corrupt=corrupt.append)
+    store.assign(0)
+    store.load(0, {b"p1": b"\x93\x01"})
+    assert (store.get(P1), store.get(P1), corrupt, len(store)) == (None, None, [P1], 0)
+
+
+def awaiting(offset: int) -> ProfileState:
+    """A state whose membership of FR Marketo has not acknowledged yet."""
+    return ProfileState(
+        ts_ms=1,
+        offset=offset,
+        email="a@x.io",
+        attributes={"country": "FR"},
+        desired=frozenset({FR}),
+    )
+
+
+def test_a_state_awaiting_marketo_waits_while_the_commit_does_not_pass_its_event() -> None:
+    """Committing up to the state's own event keeps it back; committing past it writes it."""
+    store = store_with(0)
+    store.put(0, P1, awaiting(10))
+    assert store.take_dirty({0: 10}) == []
+    assert [profile for _, profile, _ in store.take_dirty({0: 11})] == [P1]
+
+
+def test_an_acknowledgement_joins_the_kept_back_state_in_one_record() -> None:
+    """The event and its acknowledgement, a commit apart, reach the changelog as one record."""
+    store = store_with(0)
+    store.put(0, P1, awaiting(10))
+    store.take_dirty({0: 10})
+    state = store.get(P1)
+    assert state is not None
+    state.acked = frozenset({FR})
+    store.touch(P1)
+    ((_, _, data),) = store.take_dirty({0: 10})
+    assert CODEC.decode(data).acked == {FR}
+
+
+def test_a_kept_back_state_is_written_after_the_most_deferred_commits() -> None:
+    """A state whose acknowledgement never comes is written after MAX_DEFERRED_COMMITS."""
+    store = store_with(0)
+    store.put(0, P1, awaiting(10))
+    written = [store.take_dirty({0: 10}) for _ in range(MAX_DEFERRED_COMMITS)]
+    assert [len(batch) for batch in written] == [0] * (MAX_DEFERRED_COMMITS - 1) + [1]
+
+
+def test_the_final_commit_writes_every_changed_state() -> None:
+    """A shutdown (no offsets given) writes even a state that awaits Marketo."""
+    store = store_with(0)
+    store.put(0, P1, awaiting(10))
+    assert [profile for _, profile, _ in store.take_dirty(None)] == [P1]
