@@ -25,7 +25,7 @@ from worker.core.snapshot import StateCodec
 from worker.core.store import StateStore
 from worker.errors import ConfigError, RequestRejected
 from worker.flusher import Flusher, LeadFields, ListWriter
-from worker.heap import release_free_memory
+from worker.heap import pace_collector, release_free_memory
 from worker.kafka.changelog import read_end_offset, read_partition
 from worker.kafka.consumer import KafkaConsumer
 from worker.kafka.producer import Publisher
@@ -108,6 +108,7 @@ def handle_stop_signals() -> asyncio.Event:
 
 async def run(settings: Settings) -> int:
     """Run the worker until SIGTERM or SIGINT; return the process exit code."""
+    pace_collector()
     metrics = Metrics()
     stop = handle_stop_signals()
     config = kafka_config(settings)

@@ -1,4 +1,9 @@
-"""Giving freed heap memory back to the operating system, where the C library can.
+"""The process's heap: the cyclic collector's pace, and freed memory given back to the OS.
+
+The loop allocates a few dozen short-lived containers per event; with CPython's default
+thresholds (700, 10, 10) the collector ran every few dozen events and took a quarter of the
+event rate (measured in-process: 20,200 -> 27,400 events/s with the thresholds below). Almost
+nothing the worker makes is cyclic garbage, so collecting less often costs little memory.
 
 A restore makes librdkafka fetch a whole partition through its own threads; glibc keeps what
 they free in per-thread arenas, so resident memory stays at the restore's peak (measured: 1.1 GB
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 from collections.abc import Callable
 
 
@@ -26,6 +32,12 @@ def _find_trim() -> Callable[[int], int] | None:
 
 
 _TRIM = _find_trim()
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def pace_collector() -> None:
+    """Collect cyclic garbage less often than CPython's default; call once at start-up."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def release_free_memory() -> bool:

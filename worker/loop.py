@@ -200,17 +200,20 @@ class Loop:
         flips = transitions(before.desired if before else frozenset(), state.desired)
         self.store.put(record.partition, event.profile_id, state)
         if flips:
-            self._buffer(event.profile_id, record, flips, now)
+            self._buffer(event.profile_id, state, record, flips, now)
         outcome = Outcome.APPLIED if flips else Outcome.NO_CHANGE
         if state.email is None and not state.deleted:
             outcome = Outcome.UNMATCHED  # no match key: never sent (DESIGN §2.1)
         self.outcomes[outcome].inc()
 
     def _buffer(
-        self, profile: ProfileId, record: Record, flips: Mapping[AudienceId, bool], now: float
+        self,
+        profile: ProfileId,
+        state: ProfileState,
+        record: Record,
+        flips: Mapping[AudienceId, bool],
+        now: float,
     ) -> None:
-        state = self.store.get(profile, record.partition)
-        assert state is not None
         released = self.outbox.enqueue(
             profile,
             state,

@@ -37,6 +37,12 @@ class Audiences:
 
     items: Sequence[AudienceRule]
     consent_path: str = "consent.marketing"
+    # the key in the event's `consent` map, when the path names one (else an attribute path)
+    _consent_key: str | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = self.consent_path.removeprefix(CONSENT_PREFIX)
+        object.__setattr__(self, "_consent_key", None if key == self.consent_path else key)
 
     @property
     def fingerprint(self) -> bytes:
@@ -54,11 +60,9 @@ class Audiences:
 
     def has_consent(self, state: ProfileState) -> bool:
         """Tell whether the profile may be exported (consent "n" means to no list)."""
-        if self.consent_path.startswith(CONSENT_PREFIX):
-            value: object = state.consent.get(self.consent_path.removeprefix(CONSENT_PREFIX))
-        else:
-            value = state.attributes.get(self.consent_path)
-        return value != "n"
+        if self._consent_key is not None:
+            return state.consent.get(self._consent_key) != "n"
+        return state.attributes.get(self.consent_path) != "n"
 
     def exportable(self, state: ProfileState) -> bool:
         """Whether the profile can be in any list at all (not deleted, an email, consent)."""
@@ -74,33 +78,34 @@ class Audiences:
         """
         if not self.exportable(state):
             return frozenset()
-        reuse = before is not None and self.exportable(before)
-        changed = _changed_heads(before.attributes, state.attributes) if before and reuse else None
+        attributes, ts_ms = state.attributes, state.ts_ms
+        changed: set[str] | None = None
+        if before is not None and self.exportable(before):
+            changed = _changed_heads(before.attributes, attributes)
+            earlier = before.desired
         members = []
         for item in self.items:
-            if item.rule is None:
+            rule = item.rule
+            if rule is None:
                 member = state.uploaded.get(item.id, False)
-            elif (
-                changed is not None
-                and before
-                and not item.reads_time
-                and not (item.heads & changed)
-            ):
-                member = item.id in before.desired  # nothing it reads changed
+            elif changed is not None and not item.reads_time and changed.isdisjoint(item.heads):
+                member = item.id in earlier  # nothing it reads changed
             else:
-                member = item.rule.matches(state.attributes, state.ts_ms)
+                member = rule.matches(attributes, ts_ms)
             if member:
                 members.append(item.id)
         return frozenset(members)
 
 
-def _changed_heads(before: Mapping[str, object], after: Mapping[str, object]) -> frozenset[str]:
+def _changed_heads(before: Mapping[str, object], after: Mapping[str, object]) -> set[str]:
     """The top-level attributes whose (projected) values differ."""
     if before is after:
-        return frozenset()
-    return frozenset(
-        key for key in before.keys() | after.keys() if before.get(key) != after.get(key)
-    )
+        return set()
+    was = before.get
+    changed = {key for key, value in after.items() if was(key) != value}
+    if not before.keys() <= after.keys():
+        changed.update(before.keys() - after.keys())
+    return changed
 
 
 def transitions(

@@ -41,22 +41,23 @@ _KNOWN = ", ".join(sorted([*rv.UNARY_FUNCTIONS, *rv.BINARY_FUNCTIONS]))
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A compiled audience rule; `paths` are every attribute path it reads."""
+    """A compiled audience rule; `paths` are every attribute path it reads.
+
+    `matches(attributes, ts_ms)` tells whether the profile is in the audience and never raises
+    on JSON-like attributes. It is the compiled predicate itself, not a method wrapping it: it
+    runs for every audience of every event, and the extra call was a tenth of the evaluation.
+    """
 
     text: str
     paths: frozenset[str]
-    _holds: Predicate = field(repr=False, compare=False)
+    matches: Predicate = field(repr=False, compare=False)
     _fails: Predicate = field(repr=False, compare=False)
 
     def evaluate(self, attributes: Attributes, ts_ms: int) -> bool | None:
         """Return True, False, or None when a null or a type mismatch leaves it unknown."""
-        if self._holds(attributes, ts_ms):
+        if self.matches(attributes, ts_ms):
             return True
         return False if self._fails(attributes, ts_ms) else None
-
-    def matches(self, attributes: Attributes, ts_ms: int) -> bool:
-        """Tell whether the profile is in the audience; never raises on JSON-like attributes."""
-        return self._holds(attributes, ts_ms)
 
 
 def compile_rule(text: str) -> Rule:
@@ -65,7 +66,7 @@ def compile_rule(text: str) -> Rule:
     compiler = _Compiler(source)
     condition = compiler.condition(source.parse())
     paths = frozenset(compiler.paths)
-    return Rule(text=text, paths=paths, _holds=condition.holds, _fails=condition.fails)
+    return Rule(text=text, paths=paths, matches=condition.holds, _fails=condition.fails)
 
 
 # --- value closures: what a rule reads; its tests are built by rule_compare --------------------
