@@ -166,7 +166,11 @@ class Loop:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set."""
         while not stop.is_set():
-            if not await self.run_once():
+            if await self.run_once():
+                # processing never awaits: without this, the Marketo calls it started (and
+                # /metrics) would wait until the whole backlog was read
+                await asyncio.sleep(0)
+            else:
                 await asyncio.sleep(self.settings.idle_sleep_s)  # idle: let flush tasks run
 
     async def run_once(self) -> bool:

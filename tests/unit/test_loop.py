@@ -185,3 +185,32 @@ async def test_a_failed_restore_is_retried_and_the_partition_resumes() -> None:
     assert restorer.calls == 2
     assert consumer.resumed == {0}
     assert loop.restoring == {}
+
+
+class BacklogConsumer(FakeConsumer):
+    """A backlog of 100 batches of (undecodable) records; a Marketo call starts at the first."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        super().__init__()
+        self.stop = stop
+        self.batches = 0
+        self.call_ran_after: list[int] = []
+
+    def poll_batch(self, max_messages: int) -> list[Record]:
+        self.batches += 1
+        if self.batches == 1:
+            asyncio.get_running_loop().create_task(self.call())
+        if self.batches == 100:
+            self.stop.set()
+        return [Record(0, self.batches, b"k", b"not json")]
+
+    async def call(self) -> None:
+        self.call_ran_after.append(self.batches)
+
+
+async def test_a_call_started_during_a_backlog_runs_before_the_next_batch() -> None:
+    """The loop lets other tasks (Marketo calls, /metrics) run between batches of a backlog."""
+    stop = asyncio.Event()
+    consumer = BacklogConsumer(stop)
+    await make_loop(lambda _p: [], consumer, [0.0]).run(stop)
+    assert consumer.call_ran_after == [1]
