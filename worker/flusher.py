@@ -138,7 +138,7 @@ class Flusher:
         lead_sync = self.outbox.next_lead_sync(now, force)
         if lead_sync is not None:
             return lead_sync
-        return self.outbox.next_list_call(self.store.get, now, force)
+        return self.outbox.next_list_call(self.store.lead_id, now, force)
 
     async def _run(self, call: LeadSyncCall | ListCall) -> None:
         try:

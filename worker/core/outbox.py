@@ -16,6 +16,7 @@ from worker.core.ledger import Hold
 from worker.core.profile import ProfileState
 
 StateOf = Callable[[ProfileId], ProfileState | None]
+LeadOf = Callable[[ProfileId], LeadId | None]  # cheaper than the whole state (head only)
 SUCCESS = frozenset({"created", "updated", "added", "removed"})
 NOT_IN_LIST = "1015"  # removing a non-member: the list already is as we want it
 
@@ -131,7 +132,7 @@ class Outbox:
         taken = self.leads.take(self.max_batch)
         return LeadSyncCall(taken) if taken else None
 
-    def next_list_call(self, state_of: StateOf, now: float, force: bool = False) -> ListCall | None:
+    def next_list_call(self, lead_of: LeadOf, now: float, force: bool = False) -> ListCall | None:
         """Return a call for a due list: full batches first (most records per call), and among
         equals the list whose oldest change waited longest, so that no list starves and holds
         back the commit of every partition."""
@@ -143,24 +144,24 @@ class Outbox:
                 partial = len(buffer) < self.max_batch and now - oldest < 10 * self.linger_s
                 due.append((partial, oldest, audience))
         for _, _, audience in sorted(due):
-            call = self._take_list_call(audience, self.lists[audience], state_of)
+            call = self._take_list_call(audience, self.lists[audience], lead_of)
             if call is not None:
                 return call
         return None
 
     def _take_list_call(
-        self, audience: AudienceId, buffer: CoalescingBuffer[ProfileId, bool], state_of: StateOf
+        self, audience: AudienceId, buffer: CoalescingBuffer[ProfileId, bool], lead_of: LeadOf
     ) -> ListCall | None:
-        first = buffer.take(1, lambda p, _m: _lead_of(state_of, p) is not None)
+        first = buffer.take(1, lambda p, _m: lead_of(p) is not None)
         if not first:
             return None
         op_member = first[0].entry.value
         rest = buffer.take(
             self.max_batch - 1,
-            lambda p, m: m == op_member and _lead_of(state_of, p) is not None,
+            lambda p, m: m == op_member and lead_of(p) is not None,
         )
         taken = [*first, *rest]
-        lead_ids = [_lead_of(state_of, item.key) or LeadId(0) for item in taken]
+        lead_ids = [lead_of(item.key) or LeadId(0) for item in taken]
         return ListCall(audience, Op.ADD if op_member else Op.REMOVE, taken, lead_ids)
 
     def retry_later(self, call: LeadSyncCall | ListCall) -> list[Hold | None]:
@@ -254,8 +255,3 @@ class Outbox:
             [Rejection(item.key, call.audience, call.op, code, message) for item in call.taken],
             [],
         )
-
-
-def _lead_of(state_of: StateOf, profile: ProfileId) -> LeadId | None:
-    state = state_of(profile)
-    return None if state is None else state.lead_id

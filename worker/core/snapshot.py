@@ -1,7 +1,8 @@
 """Profile state as compact bytes, for the changelog and for memory at rest, and back. Pure.
 
-A state is a MessagePack array: its head (layout, ts, offset, deleted, desired, acknowledged)
-first, so a restore can tell what is unacknowledged without decoding the rest, and the
+A state is a MessagePack array: its head (layout, ts, offset, deleted, lead id, desired,
+acknowledged) first, so a restore can tell what is unacknowledged, and a list call find lead
+ids, without decoding the rest, and the
 attributes as values aligned to the sorted attribute paths (the "layout") rather than a map, so
 no attribute name is repeated per profile. A layout is identified by a CRC of its paths and
 written once per partition as a control record (`layout_record`), so a state written under
@@ -35,11 +36,11 @@ class _Packed(msgspec.Struct, array_like=True):
     t: int  # ts_ms
     o: int  # input offset of the event that made this state
     x: bool  # deleted marker
+    lead: LeadId | None
     d: list[AudienceId]  # desired
     k: list[AudienceId]  # acknowledged by Marketo
     e: str | None  # email (the match key; the changelog is internal, like the input)
     c: str | None  # ecid (kept only when mapped)
-    lead: LeadId | None
     n: dict[str, str]  # consent
     u: dict[str, bool]  # upload-origin memberships
     a: list[Any]  # attribute values aligned to the layout's paths; None when absent
@@ -52,6 +53,7 @@ class _Head(msgspec.Struct, array_like=True):
     t: int
     o: int
     x: bool
+    lead: LeadId | None
     d: list[AudienceId]
     k: list[AudienceId]
 
@@ -154,6 +156,12 @@ class StateCodec:
             return sorted(snap.d) != sorted(snap.k)
         head = _unpack_head.decode(data)
         return head.d != head.k  # both are written sorted
+
+    def lead_id(self, data: bytes) -> LeadId | None:
+        """The Marketo lead id of a state (head only)."""
+        if data[:1] == b"{":
+            return _json_decoder.decode(data).lead
+        return _unpack_head.decode(data).lead
 
 
 class _Layout:

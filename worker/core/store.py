@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from worker.core.ids import ProfileId
+from worker.core.ids import LeadId, ProfileId
 from worker.core.profile import ProfileState
 from worker.core.snapshot import StateCodec
 
@@ -106,6 +106,20 @@ class StateStore:
             return None
         self._hot[profile] = (partition, state)
         return state
+
+    def lead_id(self, profile: ProfileId) -> LeadId | None:
+        """A profile's Marketo lead id, read from its encoded head when not in use (a list call
+        asks for 300 of them; decoding whole states for it was a tenth of the ingest time)."""
+        hot = self._hot.get(profile)
+        if hot is not None:
+            return hot[1].lead_id
+        found = self._find(profile, None)
+        if found is None:
+            return None
+        try:
+            return self.codec.lead_id(found[1])
+        except msgspec.DecodeError:
+            return None  # `get` reports and drops it
 
     def _find(self, profile: ProfileId, partition: int | None) -> tuple[int, bytes] | None:
         key = profile.encode()

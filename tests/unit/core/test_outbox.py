@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
 from worker.core.ledger import Hold, OffsetLedger
-from worker.core.outbox import Outbox
+from worker.core.outbox import LeadOf, Outbox
 from worker.core.profile import ProfileState
 
 A, B, C = AudienceId("a"), AudienceId("b"), AudienceId("c")
 P = ProfileId("p-1")
+
+
+def leads(states: dict[ProfileId, ProfileState]) -> LeadOf:
+    """The lead ids the states hold, as the store answers them."""
+    return lambda p: None if (state := states.get(p)) is None else state.lead_id
 
 
 def setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]]:
@@ -37,7 +42,7 @@ def test_enter_then_exit_before_flush_makes_no_call() -> None:
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
     assert outbox.lists[A].pending(P) is None
-    assert outbox.next_list_call(states.get, now=100.0, force=True) is None
+    assert outbox.next_list_call(leads(states), now=100.0, force=True) is None
     assert ledger.committable() == {0: 2}
 
 
@@ -51,7 +56,7 @@ def test_entering_three_lists_needs_one_lead_sync() -> None:
     assert outbox.next_lead_sync(now=100.0) is None
     outbox.settle_lead_sync(call, [("created", LeadId(7), "", "")], states.get, match_only=False)
     audiences = set()
-    while (list_call := outbox.next_list_call(states.get, now=100.0)) is not None:
+    while (list_call := outbox.next_list_call(leads(states), now=100.0)) is not None:
         audiences.add(list_call.audience)
         assert list_call.lead_ids == [LeadId(7)]
     assert audiences == {A, B, C}
@@ -61,7 +66,7 @@ def test_list_entries_wait_for_the_lead_id() -> None:
     """No list call is made for a person whose lead id is still unknown."""
     outbox, ledger, states = setup()
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    assert outbox.next_list_call(states.get, now=100.0) is None
+    assert outbox.next_list_call(leads(states), now=100.0) is None
 
 
 def test_acknowledged_add_updates_state_and_releases_the_offset() -> None:
@@ -69,7 +74,7 @@ def test_acknowledged_add_updates_state_and_releases_the_offset() -> None:
     outbox, ledger, states = setup()
     states[P].lead_id = LeadId(7)
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    call = outbox.next_list_call(states.get, now=100.0)
+    call = outbox.next_list_call(leads(states), now=100.0)
     assert call is not None
     assert call.op is Op.ADD
     settled = outbox.settle_list_call(call, [("added", "", "")], states.get)
@@ -84,7 +89,7 @@ def test_exit_while_the_add_is_in_flight_queues_a_remove() -> None:
     outbox, ledger, states = setup()
     states[P].lead_id = LeadId(7)
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    call = outbox.next_list_call(states.get, now=100.0)
+    call = outbox.next_list_call(leads(states), now=100.0)
     assert call is not None
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
     assert outbox.lists[A].pending(P) is False
@@ -95,7 +100,7 @@ def test_refused_record_becomes_a_rejection_with_its_code() -> None:
     outbox, ledger, states = setup()
     states[P].lead_id = LeadId(7)
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    call = outbox.next_list_call(states.get, now=100.0)
+    call = outbox.next_list_call(leads(states), now=100.0)
     assert call is not None
     settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
     assert [(r.profile, r.code) for r in settled.rejections] == [(P, "1004")]
@@ -109,7 +114,7 @@ def test_removing_a_non_member_counts_as_done() -> None:
     states[P].lead_id = LeadId(7)
     states[P].acked = frozenset({A})
     enqueue(outbox, ledger, states[P], {A: False}, offset=0)
-    call = outbox.next_list_call(states.get, now=100.0)
+    call = outbox.next_list_call(leads(states), now=100.0)
     assert call is not None
     settled = outbox.settle_list_call(call, [("skipped", "1015", "Lead not in list")], states.get)
     assert settled.rejections == []
@@ -142,9 +147,9 @@ def test_a_buffer_is_due_at_max_batch_before_its_linger() -> None:
         for i in range(3)
     }
     for i, (profile, state) in enumerate(states.items()):
-        assert outbox.next_list_call(states.get, now=0.0) is None
+        assert outbox.next_list_call(leads(states), now=0.0) is None
         outbox.enqueue(profile, state, {A: True}, lambda i=i: ledger.hold(0, i), now=0.0)
-    call = outbox.next_list_call(states.get, now=0.0)
+    call = outbox.next_list_call(leads(states), now=0.0)
     assert call is not None
     assert len(call.taken) == 3
 
@@ -168,7 +173,7 @@ def test_replayed_exit_is_sent_even_when_the_state_saw_no_add() -> None:
         outbox.enqueue(
             P, states[P], {A: member}, lambda o=offset: ledger.hold(0, o), 0.0, explicit=True
         )
-    call = outbox.next_list_call(states.get, now=100.0)
+    call = outbox.next_list_call(leads(states), now=100.0)
     assert call is not None
     assert call.op is Op.REMOVE
 
@@ -189,7 +194,7 @@ def test_a_partial_list_that_waited_long_is_not_starved_by_full_ones() -> None:
         outbox.enqueue(
             ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, lambda: None, now=5.0
         )
-    first = outbox.next_list_call(states.get, now=5.0)
+    first = outbox.next_list_call(leads(states), now=5.0)
     assert first is not None
     assert first.audience == A  # a full batch beats a partial one that waited 5 lingers
     for i in (3, 4):  # A is full again
@@ -197,6 +202,6 @@ def test_a_partial_list_that_waited_long_is_not_starved_by_full_ones() -> None:
             ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, lambda: None, now=11.0
         )
     assert len(outbox.lists[A]) == 2
-    second = outbox.next_list_call(states.get, now=11.0)
+    second = outbox.next_list_call(leads(states), now=11.0)
     assert second is not None
     assert second.audience == B  # waited 11 lingers: its turn, although A is full again

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.core.ids import AudienceId, ProfileId
+from worker.core.ids import AudienceId, LeadId, ProfileId
 from worker.core.profile import ProfileState
 from worker.core.snapshot import StateCodec
 from worker.core.store import MAX_DEFERRED_COMMITS, StateStore
@@ -137,3 +137,14 @@ def test_the_final_commit_writes_every_changed_state() -> None:
     store = store_with(0)
     store.put(0, P1, awaiting(10))
     assert [profile for _, profile, _ in store.take_dirty(None)] == [P1]
+
+
+def test_the_lead_id_is_read_from_the_encoded_head_alone() -> None:
+    """lead_id answers from a state in use, and from the head of bytes at rest: even under a
+    layout this codec cannot decode the rest of."""
+    store = store_with(0)
+    store.put(0, P2, ProfileState(ts_ms=1, offset=0, lead_id=LeadId(9)))
+    other_layout = StateCodec(("plan",)).encode(ProfileState(ts_ms=1, offset=0, lead_id=LeadId(4)))
+    store.load(0, {b"p1": other_layout})
+    assert (store.lead_id(P1), store.lead_id(P2), store.lead_id(ProfileId("p9"))) == (4, 9, None)
+    assert store.get(P1) is None  # the whole state does not decode
