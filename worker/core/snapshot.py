@@ -38,7 +38,7 @@ class _Packed(msgspec.Struct, array_like=True):
     x: bool  # deleted marker
     lead: LeadId | None
     d: list[AudienceId]  # desired
-    k: list[AudienceId]  # acknowledged by Marketo
+    k: list[AudienceId] | None  # acknowledged by Marketo; None: all desired (the usual case)
     e: str | None  # email (the match key; the changelog is internal, like the input)
     c: str | None  # ecid (kept only when mapped)
     n: dict[str, str]  # consent
@@ -55,7 +55,7 @@ class _Head(msgspec.Struct, array_like=True):
     x: bool
     lead: LeadId | None
     d: list[AudienceId]
-    k: list[AudienceId]
+    k: list[AudienceId] | None
 
 
 class _Json(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
@@ -123,7 +123,7 @@ class StateCodec:
             o=state.offset,
             x=state.deleted,
             d=sorted(state.desired),
-            k=sorted(state.acked),
+            k=None if state.acked == state.desired else sorted(state.acked),
             e=state.email,
             c=state.ecid,
             lead=state.lead_id,
@@ -136,7 +136,8 @@ class StateCodec:
         except OverflowError:  # an integer beyond 64 bits: JSON numbers have no such bound
             fields = msgspec.structs.asdict(packed)
             del fields["layout"]
-            return _json_encoder.encode(_Json(**{**fields, "a": state.attributes}))
+            fields.update(a=state.attributes, k=sorted(state.acked))
+            return _json_encoder.encode(_Json(**fields))
 
     def decode(self, data: bytes) -> ProfileState:
         """Read a state back; raises msgspec.DecodeError on a corrupt or unknown record."""
@@ -155,7 +156,7 @@ class StateCodec:
             snap = _json_decoder.decode(data)
             return sorted(snap.d) != sorted(snap.k)
         head = _unpack_head.decode(data)
-        return head.d != head.k  # both are written sorted
+        return head.k is not None and head.k != head.d  # both are written sorted
 
     def lead_id(self, data: bytes) -> LeadId | None:
         """The Marketo lead id of a state (head only)."""
@@ -205,6 +206,7 @@ class _Layout:
 
 
 def _state(snap: _Packed | _Json, attributes: dict[str, JsonValue]) -> ProfileState:
+    desired = frozenset(snap.d)
     return ProfileState(
         ts_ms=snap.t,
         offset=snap.o,
@@ -213,8 +215,8 @@ def _state(snap: _Packed | _Json, attributes: dict[str, JsonValue]) -> ProfileSt
         attributes=attributes,
         consent=snap.n,
         uploaded=snap.u,
-        desired=frozenset(snap.d),
-        acked=frozenset(snap.k),
+        desired=desired,
+        acked=desired if snap.k is None else frozenset(snap.k),
         lead_id=snap.lead,
         deleted=snap.x,
     )

@@ -132,3 +132,11 @@ def test_the_image_learns_layouts_from_their_records_which_are_not_profiles() ->
     image = read_image([[old.layout_record(), (b"p1", data)]], reader)
     assert (set(image.states), image.layouts) == ({b"p1"}, {old.layout_id})
     assert reader.decode(image.states[b"p1"]).attributes == {"plan": "pro"}
+
+
+def test_acknowledged_memberships_equal_to_the_desired_ones_are_stored_once() -> None:
+    """The usual state (all acknowledged) does not repeat its audience ids, and reads back."""
+    settled = state(desired=frozenset({FR, DE}), acked=frozenset({FR, DE}))
+    pending = state(desired=frozenset({FR, DE}), acked=frozenset({DE}))
+    assert len(CODEC.encode(settled)) < len(CODEC.encode(pending))
+    assert CODEC.decode(CODEC.encode(settled)) == settled
