@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import msgspec
 import structlog
 
 from worker.core import snapshot
@@ -22,6 +21,7 @@ from worker.core.ledger import Hold, OffsetLedger
 from worker.core.membership import Audiences, transitions
 from worker.core.outbox import Outbox
 from worker.core.profile import Outcome, ProfileState, apply
+from worker.core.restore import Restored, triage
 from worker.core.store import StateStore
 from worker.errors import DeliveryFailed, PoisonMessage
 from worker.flusher import Flusher
@@ -52,16 +52,6 @@ class Publisher(Protocol):
 
 Restorer = Callable[[int], Iterable[list[tuple[bytes, bytes | None]]]]
 EndOffset = Callable[[int], int]  # an input partition's high watermark, asked of the broker
-
-
-@dataclass(slots=True)
-class _Restored:
-    """A partition read back, and the states among it that need more than keeping."""
-
-    image: snapshot.Image
-    changed: dict[ProfileId, ProfileState]  # evaluated afresh, to a different membership
-    pending: dict[ProfileId, ProfileState]  # a membership Marketo has not acknowledged
-    corrupt: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,36 +318,11 @@ class Loop:
             seconds=round(elapsed, 3),
         )
 
-    def _read_states(self, partition: int) -> _Restored:
-        """Read a partition's last states; decode only those that need more than keeping: all
-        of them when the rules may have changed (no clean handover with these rules' marker),
-        else the ones with an unacknowledged membership. Runs in a thread: it changes only its
-        locals (and teaches the codec the layouts it finds)."""
+    def _read_states(self, partition: int) -> Restored:
+        """Read a partition's last states and sort them (worker.core.restore). Runs in a
+        thread: it changes only its locals (and teaches the codec the layouts it finds)."""
         codec = self.store.codec
-        image = snapshot.read_image(self.restorer(partition), codec)
-        evaluate = image.marker != self.audiences.fingerprint
-        restored = _Restored(image, {}, {}, 0)
-        corrupt: list[bytes] = []
-        for key, data in image.states.items():
-            try:
-                if not evaluate and not codec.unacknowledged(data):
-                    continue
-                state = codec.decode(data)
-                profile = ProfileId(key.decode())
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                corrupt.append(key)
-                continue
-            if evaluate:
-                desired = self.audiences.desired(state)
-                if desired != state.desired:
-                    state.desired = desired
-                    restored.changed[profile] = state
-            if state.desired != state.acked:
-                restored.pending[profile] = state
-        for key in corrupt:
-            del image.states[key]
-        restored.corrupt = len(corrupt)
-        return restored
+        return triage(snapshot.read_image(self.restorer(partition), codec), codec, self.audiences)
 
     def _resend_unacknowledged(
         self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState

@@ -1,0 +1,43 @@
+"""Sorting a restored partition: what is kept encoded, re-sent, rewritten, or dropped as corrupt."""
+
+from __future__ import annotations
+
+from worker.core.ids import AudienceId, LeadId
+from worker.core.membership import AudienceRule, Audiences
+from worker.core.profile import ProfileState
+from worker.core.restore import triage
+from worker.core.rules import compile_rule
+from worker.core.snapshot import Image, StateCodec
+
+FR = AudienceId("fr")
+AUDIENCES = Audiences([AudienceRule(FR, compile_rule('country == "FR"'))])
+CODEC = StateCodec(AUDIENCES.paths)
+
+
+def saved(desired: set[AudienceId], acked: set[AudienceId]) -> bytes:
+    state = ProfileState(
+        ts_ms=1,
+        offset=0,
+        email="a@x.io",
+        attributes={"country": "FR"},
+        desired=frozenset(desired),
+        acked=frozenset(acked),
+        lead_id=LeadId(1),
+    )
+    return CODEC.encode(state)
+
+
+def test_after_a_clean_handover_settled_states_stay_encoded_and_unsettled_ones_are_resent() -> None:
+    """Only the state with an unacknowledged membership is decoded, to be sent again."""
+    image = Image(
+        {b"done": saved({FR}, {FR}), b"open": saved({FR}, set())}, AUDIENCES.fingerprint, set()
+    )
+    restored = triage(image, CODEC, AUDIENCES)
+    assert (set(restored.pending), restored.changed, len(image.states)) == ({"open"}, {}, 2)
+
+
+def test_a_record_that_does_not_decode_is_dropped_and_counted() -> None:
+    """A corrupt record leaves the image (the next event rebuilds the profile) and is counted."""
+    image = Image({b"ok": saved({FR}, {FR}), b"bad": b"\x93\x01"}, None, set())
+    restored = triage(image, CODEC, AUDIENCES)
+    assert (set(image.states), restored.corrupt) == ({b"ok"}, 1)

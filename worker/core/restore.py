@@ -1,0 +1,55 @@
+"""What a partition read back from the changelog needs besides keeping its states. Pure.
+
+Most states are kept as they were read, still encoded. Decoded are only those that need more:
+every one when the rules may have changed (no clean-handover marker with these rules'
+fingerprint: a crash, or other rules), else the ones with a membership Marketo has not
+acknowledged (told from the encoded head), which are sent again (DESIGN §3.6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+from worker.core.ids import ProfileId
+from worker.core.membership import Audiences
+from worker.core.profile import ProfileState
+from worker.core.snapshot import Image, StateCodec
+
+
+@dataclass(slots=True)
+class Restored:
+    """A partition read back, and the states among it that need more than keeping."""
+
+    image: Image  # corrupt records removed
+    changed: dict[ProfileId, ProfileState] = field(default_factory=dict)  # evaluated afresh
+    pending: dict[ProfileId, ProfileState] = field(default_factory=dict)  # to send again
+    corrupt: int = 0
+
+
+def triage(image: Image, codec: StateCodec, audiences: Audiences) -> Restored:
+    """Sort a partition's states: evaluated afresh to another membership, unacknowledged."""
+    evaluate = image.marker != audiences.fingerprint
+    restored = Restored(image)
+    corrupt: list[bytes] = []
+    for key, data in image.states.items():
+        try:
+            if not evaluate and not codec.unacknowledged(data):
+                continue
+            state = codec.decode(data)
+            profile = ProfileId(key.decode())
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            corrupt.append(key)
+            continue
+        if evaluate:
+            desired = audiences.desired(state)
+            if desired != state.desired:
+                state.desired = desired
+                restored.changed[profile] = state
+        if state.desired != state.acked:
+            restored.pending[profile] = state
+    for key in corrupt:
+        del image.states[key]
+    restored.corrupt = len(corrupt)
+    return restored
