@@ -1,15 +1,16 @@
 """Profile state as compact bytes, for the changelog and for memory at rest, and back. Pure.
 
-A state is a MessagePack array: its head (layout, ts, offset, deleted, lead id, desired,
-acknowledged) first, so a restore can tell what is unacknowledged, and a list call find lead
-ids, without decoding the rest, and the
-attributes as values aligned to the sorted attribute paths (the "layout") rather than a map, so
-no attribute name is repeated per profile. A layout is identified by a CRC of its paths and
-written once per partition as a control record (`layout_record`), so a state written under
-other rules still decodes after a configuration change. About 110 bytes per profile of the
-benchmark, against 330 as JSON (issue #8). Absent and null attributes are one and the same to
-rules and mapping, so null is not stored. Records of the previous JSON format still decode, and
-a state MessagePack cannot hold (an integer beyond 64 bits) is written in that format.
+A state is a MessagePack array. Its head (layout, ts, offset, deleted, lead id, desired,
+acknowledged) comes first, so that a restore can tell what is unacknowledged, and a list call
+find lead ids, without decoding the rest. The attributes follow as values aligned to the sorted
+attribute paths (the "layout") rather than a map, so no attribute name is repeated per profile;
+acknowledged memberships equal to the desired ones are not repeated either. A layout is
+identified by a CRC of its paths and written once per partition as a control record
+(`layout_record`), so a state written under other rules still decodes after a configuration
+change. About 116 bytes per profile of the benchmark, against 330 as JSON (issue #8). Absent
+and null attributes are one and the same to rules and mapping, so null is not stored. Records
+of the previous JSON format still decode, and a state MessagePack cannot hold (an integer
+beyond 64 bits) is written in that format.
 """
 
 from __future__ import annotations
