@@ -78,11 +78,11 @@ def write_config(
 class WorkerProcess:
     """`marketo-worker run CONFIG` as a child process, killable with any signal."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, client_secret: str = DEFAULT_CLIENT_SECRET) -> None:
         env = {
             **os.environ,
             "MARKETO_CLIENT_ID": DEFAULT_CLIENT_ID,
-            "MARKETO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+            "MARKETO_CLIENT_SECRET": client_secret,
         }
         self.log = log
         with log.open("ab") as out:

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.integration.harness import (
     WorkerProcess,
     event,
     metric,
+    metrics_text,
     new_input_topic,
     produce,
     read_topic,
@@ -36,33 +36,6 @@ SECRET = f"zq-secret-{uuid.uuid4().hex}"
 # the sandbox mints tokens as "<uuid4>:sb": any such string in an output is a token leak
 TOKEN_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:sb")
 PERSON = {"country": "FR", "firstName": "A", "lastName": "B"}
-
-
-class CredentialedWorker(WorkerProcess):
-    """WorkerProcess with the Marketo credentials of the caller's choosing in its environment."""
-
-    def __init__(self, config: Path, log: Path, client_secret: str) -> None:
-        env = {
-            **os.environ,
-            "MARKETO_CLIENT_ID": DEFAULT_CLIENT_ID,
-            "MARKETO_CLIENT_SECRET": client_secret,
-        }
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", "run", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-
-def metrics_text(worker: WorkerProcess) -> str:
-    """The worker's whole /metrics page."""
-    (started,) = [e for e in worker.logs() if e.get("event") == "worker.started"]
-    url = f"http://127.0.0.1:{started['metrics_port']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
 
 
 def person(profile: str, ts: int, email: str, **attributes: object) -> tuple[str, bytes]:
@@ -111,7 +84,7 @@ def test_no_secret_token_or_email_leaks_through_a_full_run(
     args = ("--no-limits", "--token-ttl-s", "2")
     with SandboxProcess(*args, client_secret=SECRET) as sandbox:
         config = _scenario_config(tmp_path / "c.yaml", kafka_bootstrap, sandbox.url, topic)
-        worker = CredentialedWorker(config, tmp_path / "w.log", SECRET)
+        worker = WorkerProcess(config, tmp_path / "w.log", client_secret=SECRET)
         try:
             produce(kafka_bootstrap, topic, [rejected, poison, *first_wave])
             wait_for_lists(sandbox, {"All": set(emails[:5])}, 90)
@@ -185,7 +158,7 @@ def test_refused_marketo_credentials_stop_the_worker_without_echoing_them(
     wrong = f"zq-wrong-{uuid.uuid4().hex}"
     with SandboxProcess("--no-limits", client_secret=SECRET) as sandbox:
         config = write_config(tmp_path / "c.yaml", kafka_bootstrap, sandbox.url, topic, AUDIENCES)
-        worker = CredentialedWorker(config, tmp_path / "w.log", wrong)
+        worker = WorkerProcess(config, tmp_path / "w.log", client_secret=wrong)
         try:
             code = worker.proc.wait(60)
         finally:
