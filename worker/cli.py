@@ -21,7 +21,7 @@ def _validate(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     # imported here so that other commands (the sandbox) do not pay for pydantic and the rules
-    from worker.settings import load_settings
+    from worker.config_file import load_settings
 
     try:
         config = load_settings(args.config, require_credentials=args.online)
@@ -50,7 +50,7 @@ def _run(argv: list[str]) -> int:
     import asyncio
 
     from worker import app, dryrun
-    from worker.settings import load_settings
+    from worker.config_file import load_settings
     from worker.telemetry.logging import configure
 
     try:

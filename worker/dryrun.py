@@ -20,11 +20,12 @@ from pathlib import Path
 import structlog
 
 from worker import app
+from worker.config_file import load_settings
 from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, LeadId, ListId
 from worker.errors import ConfigError
 from worker.kafka.topics import ensure_topics
-from worker.settings import Audience, Settings, load_settings
+from worker.settings import Audience, Settings
 from worker.telemetry.logging import configure
 from worker.telemetry.metrics import Metrics
 

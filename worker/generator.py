@@ -20,9 +20,9 @@ from typing import Final, TypeVar
 import orjson
 
 from worker.app import kafka_config
+from worker.config_file import load_settings
 from worker.errors import ConfigError
 from worker.kafka.events_producer import EventsProducer
-from worker.settings import load_settings
 
 # Values chosen so that every rule of deploy/local/config.yaml matches some profiles and not
 # others, and so that patches move people in and out (country, ltv, tags, plan, last_seen, city).

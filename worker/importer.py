@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from worker.app import kafka_config
+from worker.config_file import load_settings
 from worker.core.ids import AudienceId
 from worker.core.uploads import (
     BadRow,
@@ -29,7 +30,7 @@ from worker.core.uploads import (
 )
 from worker.errors import ConfigError
 from worker.kafka.events_producer import EventsProducer
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 EXIT_BAD_ROWS = 1
 EXIT_USAGE = 2  # configuration, audience, file or header problems: nothing was published

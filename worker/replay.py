@@ -16,10 +16,11 @@ from typing import TextIO
 import structlog
 
 from worker.app import kafka_config
+from worker.config_file import load_settings
 from worker.core.events import decode
 from worker.errors import ConfigError, PoisonMessage
 from worker.kafka.replay import DeadLetter, DeadLetterReader, InputRepublisher, partition_count
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 from worker.telemetry.logging import configure
 
 log = structlog.get_logger("worker.replay")

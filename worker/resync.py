@@ -20,6 +20,7 @@ import structlog
 
 from worker.app import build_limiter, kafka_config
 from worker.checks import startup_checks
+from worker.config_file import load_settings
 from worker.core import drift, snapshot
 from worker.core.ids import AudienceId, LeadId, ListId
 from worker.core.outbox import NOT_IN_LIST
@@ -30,7 +31,7 @@ from worker.kafka.changelog import read_partition
 from worker.kafka.replay import partition_count
 from worker.marketo.client import MarketoClient
 from worker.provisioning import resolve_lists
-from worker.settings import Audience, Settings, load_settings
+from worker.settings import Audience, Settings
 from worker.telemetry.logging import configure, email_hash
 from worker.telemetry.metrics import Metrics
 

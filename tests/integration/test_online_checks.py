@@ -16,10 +16,11 @@ from pydantic import SecretStr
 
 from tests.integration.harness import write_config
 from worker.checks import main_validate_online, startup_checks
+from worker.config_file import load_settings
 from worker.errors import ConfigError
 from worker.marketo.client import MarketoClient
 from worker.sandbox.process import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxProcess
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 ENV = {"MARKETO_CLIENT_ID": DEFAULT_CLIENT_ID, "MARKETO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}

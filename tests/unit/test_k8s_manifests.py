@@ -15,7 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from worker.settings import Settings, load_settings
+from worker.config_file import load_settings
+from worker.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"

@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from worker.cli import main
+from worker.config_file import load_settings
 from worker.core.ids import AudienceId
 from worker.errors import ConfigError
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CONFIG = ROOT / "deploy" / "local" / "config.yaml"
