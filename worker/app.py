@@ -32,7 +32,7 @@ from worker.kafka.producer import Publisher
 from worker.kafka.stats import consumer_lag
 from worker.kafka.topics import ensure_topics
 from worker.loop import Loop, LoopSettings
-from worker.marketo.client import MarketoClient
+from worker.marketo.client import connect
 from worker.marketo.limiter import Limiter
 from worker.provisioning import resolve_lists
 from worker.settings import Settings
@@ -118,15 +118,7 @@ async def run(settings: Settings) -> int:
     )
     limiter = build_limiter(settings, metrics, initial_share=1.0 / partitions)
     m = settings.marketo
-    client = MarketoClient(
-        m.base_url,
-        m.client_id,
-        m.client_secret,
-        limiter,
-        timeout_s=m.request_timeout_s,
-        ca_bundle=m.ca_bundle,
-        observer=MetricsObserver(metrics),
-    )
+    client = connect(m, limiter, observer=MetricsObserver(metrics))
     try:
         try:
             limiter.observe_usage(await client.usage_today())  # also proves the credentials

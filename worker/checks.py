@@ -16,7 +16,7 @@ from typing import Protocol
 from worker.core.fields import Converter, FieldSpec, check_mapping
 from worker.core.ids import ListId
 from worker.errors import ConfigError, MarketoError, RequestRejected
-from worker.marketo.client import MarketoClient
+from worker.marketo.client import connect
 from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo
 from worker.settings import Audience, Settings
 
@@ -146,16 +146,7 @@ class _Unmetered:
 
 
 async def _check_with_client(settings: Settings) -> list[str]:
-    m = settings.marketo
-    client = MarketoClient(
-        m.base_url,
-        m.client_id,
-        m.client_secret,
-        _Unmetered(),
-        timeout_s=m.request_timeout_s,
-        max_attempts=_VALIDATE_ATTEMPTS,
-        ca_bundle=m.ca_bundle,
-    )
+    client = connect(settings.marketo, _Unmetered(), max_attempts=_VALIDATE_ATTEMPTS)
     async with client:
         return await check_online(settings, client)
 

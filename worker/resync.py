@@ -29,7 +29,7 @@ from worker.errors import ConfigError, MarketoError
 from worker.flusher import LeadFields, ListWriter, RecordResult
 from worker.kafka.changelog import read_partition
 from worker.kafka.replay import partition_count
-from worker.marketo.client import MarketoClient
+from worker.marketo.client import MarketoClient, connect
 from worker.provisioning import resolve_lists
 from worker.settings import Audience, Settings
 from worker.telemetry.logging import configure, email_hash
@@ -82,14 +82,7 @@ async def resync(
     # an operator action: the whole group budget at once (module docstring)
     limiter = build_limiter(settings, Metrics(), initial_share=1.0)
     m = settings.marketo
-    client = MarketoClient(
-        m.base_url,
-        m.client_id,
-        m.client_secret,
-        limiter,
-        timeout_s=m.request_timeout_s,
-        ca_bundle=m.ca_bundle,
-    )
+    client = connect(m, limiter)
     try:
         limiter.observe_usage(await client.usage_today())
         lists = await _find_lists(client, audiences, m.list_folder, create=not dry_run)

@@ -21,6 +21,7 @@ from tests.fakes import RecordingLimiter
 from worker.core.ids import LeadId, ListId
 from worker.errors import QuotaExhausted
 from worker.marketo.client import MarketoClient
+from worker.marketo.transport import Transport
 from worker.sandbox.process import SandboxProcess
 
 pytestmark = pytest.mark.integration
@@ -36,12 +37,14 @@ def sandbox(*args: str) -> Iterator[SandboxProcess]:
 def client_for(sb: SandboxProcess, limiter: RecordingLimiter, **options: object) -> MarketoClient:
     """A client with the sandbox's credentials."""
     return MarketoClient(
-        sb.url,
-        SecretStr(sb.client_id),
-        SecretStr(sb.client_secret),
-        limiter,
-        rng=random.Random(3),
-        **options,  # type: ignore[arg-type]
+        Transport(
+            sb.url,
+            SecretStr(sb.client_id),
+            SecretStr(sb.client_secret),
+            limiter,
+            rng=random.Random(3),
+            **options,  # type: ignore[arg-type]
+        )
     )
 
 

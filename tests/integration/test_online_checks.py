@@ -19,6 +19,7 @@ from worker.checks import main_validate_online, startup_checks
 from worker.config_file import load_settings
 from worker.errors import ConfigError
 from worker.marketo.client import MarketoClient
+from worker.marketo.transport import Transport
 from worker.sandbox.process import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxProcess
 from worker.settings import Settings
 
@@ -70,7 +71,7 @@ def settings_for(
 
 def client_for(sandbox: SandboxProcess) -> MarketoClient:
     secret = SecretStr(DEFAULT_CLIENT_SECRET)
-    return MarketoClient(sandbox.url, SecretStr(DEFAULT_CLIENT_ID), secret, Unlimited())
+    return MarketoClient(Transport(sandbox.url, SecretStr(DEFAULT_CLIENT_ID), secret, Unlimited()))
 
 
 def validate(settings: Settings, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from worker.errors import MarketoUnavailable
 from worker.marketo.client import MarketoClient
+from worker.marketo.transport import Transport
 
 WORKER = Path(__file__).resolve().parents[2] / "worker"
 # every way Python, aiohttp or requests-style code can switch certificate checks off
@@ -104,7 +105,7 @@ def client_for(url: str, ca_bundle: Path | None = None) -> MarketoClient:
     """A client that tries once, so a refused handshake surfaces at once."""
     secret = SecretStr("tls-test-secret")
     return MarketoClient(
-        url, SecretStr("id"), secret, OpenLimiter(), max_attempts=1, ca_bundle=ca_bundle
+        Transport(url, SecretStr("id"), secret, OpenLimiter(), max_attempts=1, ca_bundle=ca_bundle)
     )
 
 

@@ -25,6 +25,7 @@ from tests.fakes import RecordingLimiter
 from worker.core.ids import LeadId, ListId
 from worker.errors import MarketoUnavailable, QuotaExhausted, RequestRejected, TokenExpired
 from worker.marketo.client import MarketoClient
+from worker.marketo.transport import Transport
 
 SECRET = "s3cret-value"
 IDENTITY = "/identity/oauth/token"
@@ -161,15 +162,17 @@ async def rig() -> AsyncIterator[Rig]:
     limiter, clock, observer = RecordingLimiter(), FakeClock(), RecordingObserver()
     sleep = RecordingSleep(clock)
     client = MarketoClient(
-        str(server.make_url("")),
-        SecretStr("client-id"),
-        SecretStr(SECRET),
-        limiter,
-        timeout_s=0.5,
-        clock=clock,
-        sleep=sleep,
-        observer=observer,
-        rng=random.Random(7),
+        Transport(
+            str(server.make_url("")),
+            SecretStr("client-id"),
+            SecretStr(SECRET),
+            limiter,
+            timeout_s=0.5,
+            clock=clock,
+            sleep=sleep,
+            observer=observer,
+            rng=random.Random(7),
+        )
     )
     try:
         yield Rig(fake, str(server.make_url("")), client, limiter, clock, sleep, observer)
@@ -328,7 +331,9 @@ async def test_limiter_slot_timeout_is_retried_as_unavailable(rig: Rig) -> None:
     limiter = SlotTimeoutLimiter()
     secret = SecretStr(SECRET)
     rig.fake.script(MEMBERS, (0, b""), ADDED)
-    async with MarketoClient(rig.url, secret, secret, limiter, sleep=rig.sleep) as client:
+    async with MarketoClient(
+        Transport(rig.url, secret, secret, limiter, sleep=rig.sleep)
+    ) as client:
         await client.add_to_list(ListId(77), [LeadId(1)])
     assert len(rig.fake.calls(MEMBERS)) == 2
 
@@ -478,10 +483,12 @@ async def test_session_and_ca_bundle_together_are_refused(tmp_path: Path) -> Non
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ValueError, match="ca_bundle"):
             MarketoClient(
-                "https://127.0.0.1:1",
-                SecretStr("id"),
-                SecretStr(SECRET),
-                RecordingLimiter(),
-                session=session,
-                ca_bundle=tmp_path / "ca.pem",
+                Transport(
+                    "https://127.0.0.1:1",
+                    SecretStr("id"),
+                    SecretStr(SECRET),
+                    RecordingLimiter(),
+                    session=session,
+                    ca_bundle=tmp_path / "ca.pem",
+                )
             )

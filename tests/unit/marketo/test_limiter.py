@@ -19,7 +19,7 @@ LATE_EVENING = datetime(2026, 11, 28, 5, 0, tzinfo=UTC)  # 23:00 in Chicago: 1 h
 
 
 class MarketoLimiter(Protocol):
-    """The port MarketoClient declares (worker/marketo/client.py)."""
+    """The port the transport declares (worker/marketo/transport.py)."""
 
     def call(self) -> AbstractAsyncContextManager[None]: ...
     def rate_limited(self, code: str) -> None: ...

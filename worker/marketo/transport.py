@@ -1,0 +1,333 @@
+"""Transport: the only importer of aiohttp. One session to one Marketo instance, its access
+token, the limiter's slots, local retries of transient errors, and each request's metrics.
+
+Raises worker.errors.MarketoError subclasses on request-level failure; worker/marketo/client.py
+builds the requests and reads the answers. Never logs the secret, the token or an email.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, TypeVar
+from urllib.parse import urlencode
+
+import aiohttp
+import msgspec
+import structlog
+from pydantic import SecretStr
+
+from worker.errors import (
+    MarketoError,
+    MarketoUnavailable,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    TokenExpired,
+)
+from worker.marketo import responses as rs
+
+T = TypeVar("T")
+Endpoint = Literal[
+    "sync_leads",
+    "add_to_list",
+    "remove_from_list",
+    "find_leads",
+    "list_members",
+    "describe",
+    "assets",
+    "usage",
+    "identity",
+]
+Query = tuple[tuple[str, str], ...]
+
+FORM = "application/x-www-form-urlencoded"
+_RENEW_BEFORE_S = 60.0  # refresh when less than this remains (API.md §2.5)
+_EXPIRY_SLACK_S = 1.0  # expires_in is whole seconds, so the real expiry may be this much later
+_MAX_TOKEN_WAIT_S = 60.0
+_BACKOFF_BASE_S = 0.5
+_BACKOFF_CAP_S = 30.0
+_OUTCOMES: dict[type[MarketoError], str] = {
+    TokenExpired: "token_expired",
+    RateLimited: "rate_limited",
+    QuotaExhausted: "quota_exhausted",
+    MarketoUnavailable: "unavailable",
+    RequestRejected: "rejected",
+}
+
+_log = structlog.get_logger(__name__)
+
+
+class Limiter(Protocol):
+    """The call budget: one `call()` slot per HTTP request, told about 606/615 and 607."""
+
+    def call(self) -> AbstractAsyncContextManager[None]: ...
+    def rate_limited(self, code: str) -> None: ...
+    def quota_exhausted(self) -> None: ...
+
+
+class Observer(Protocol):
+    """Metrics hook: `endpoint` is an `Endpoint`; `outcome` is "ok", "error" or in `_OUTCOMES`."""
+
+    def request(self, endpoint: str, outcome: str, duration_s: float) -> None: ...
+    def records(self, endpoint: str, status: str, count: int) -> None: ...
+
+
+class _NoObserver:
+    def request(self, endpoint: str, outcome: str, duration_s: float) -> None:
+        """Ignore the request."""
+
+    def records(self, endpoint: str, status: str, count: int) -> None:
+        """Ignore the records."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One logical API call: retried, authorized and counted as a whole."""
+
+    endpoint: Endpoint
+    method: str
+    path: str
+    query: Query = ()
+    body: bytes | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str
+    expires_at_s: float
+    renew_at_s: float
+
+
+class Transport:
+    """Sends requests over one aiohttp session (owned unless `session` is given)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: SecretStr,
+        client_secret: SecretStr,
+        limiter: Limiter,
+        *,
+        timeout_s: float = 30.0,
+        max_attempts: int = 6,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        ca_bundle: Path | None = None,
+        observer: Observer | None = None,
+        session: aiohttp.ClientSession | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if session is not None and ca_bundle is not None:
+            raise ValueError("give either a session or a ca_bundle, not both")
+        self._base_url = base_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._limiter = limiter
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_attempts = max(1, max_attempts)
+        self._clock = clock
+        self._sleep = sleep
+        self._ca_bundle = ca_bundle
+        self.observer: Observer = observer or _NoObserver()
+        self._session = session
+        self._owns_session = session is None
+        self._rng = rng or random.Random()
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        """Close the session if this transport opened it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        # A later call opens (and then owns) a fresh session rather than reusing a closed one.
+        self._session, self._owns_session = None, True
+
+    async def send(
+        self, request: Request, decoder: msgspec.json.Decoder[rs.Envelope[T]]
+    ) -> rs.Envelope[T]:
+        """Run one logical call: local retries for transient errors, token renewal, limiter."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._authorized(request, decoder)
+            except QuotaExhausted:
+                self._limiter.quota_exhausted()
+                _log.warning("marketo.quota_exhausted", endpoint=request.endpoint)
+                raise
+            except (MarketoUnavailable, RateLimited) as error:
+                if isinstance(error, RateLimited):
+                    self._limiter.rate_limited(error.code)  # also on the last attempt
+                if attempt >= self._max_attempts:
+                    raise
+                await self._backoff(request.endpoint, attempt, error)
+
+    async def _backoff(self, endpoint: Endpoint, attempt: int, error: MarketoError) -> None:
+        # Full jitter (stamina style): uniform in [0, min(cap, base * 2^(attempt-1))].
+        delay_s = self._rng.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1)))
+        _log.info(
+            "marketo.retry_scheduled",
+            endpoint=endpoint,
+            attempt=attempt,
+            code=error.code,
+            delay_s=round(delay_s, 3),
+        )
+        await self._sleep(delay_s)
+
+    async def _authorized(
+        self, request: Request, decoder: msgspec.json.Decoder[rs.Envelope[T]]
+    ) -> rs.Envelope[T]:
+        """Send with the current token; on 601/602 renew it and retry once (twice on 602, 602)."""
+        failures: list[str] = []
+        while True:
+            token = await self._current_token()
+            try:
+                return await self._attempt(request, decoder, token.value)
+            except TokenExpired as error:
+                failures.append(error.code)
+                _log.info("marketo.token_rejected", code=error.code, failures=len(failures))
+                if len(failures) > 2 or (len(failures) == 2 and failures != ["602", "602"]):
+                    raise
+                if len(failures) == 2:
+                    await self._wait_for_expiry(token)
+                await self._renew(token)
+
+    async def _attempt(
+        self, request: Request, decoder: msgspec.json.Decoder[rs.Envelope[T]], token: str
+    ) -> rs.Envelope[T]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if request.content_type is not None:
+            headers["Content-Type"] = request.content_type
+        url = self._base_url + request.path
+        with self._observe(request.endpoint):
+            try:
+                async with self._limiter.call():
+                    status, body = await self._http(
+                        request.method, url, request.query, request.body, headers
+                    )
+            except TimeoutError as exc:
+                # The limiter may bound a slot's time itself (asyncio.timeout around the body).
+                raise MarketoUnavailable("timeout", "call slot timed out") from exc
+            reply = rs.parse(decoder, status, body)
+            if isinstance(reply, rs.Failure):
+                error = reply.error
+                _log.info(
+                    "marketo.request_failed",
+                    endpoint=request.endpoint,
+                    code=error.code,
+                    request_id=reply.request_id,
+                    retriable=error.retriable,
+                )
+                raise error
+            return reply
+
+    async def _http(
+        self, method: str, url: str, query: Query, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        session = self._open_session()
+        try:
+            async with session.request(
+                method,
+                url,
+                params=query,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._timeout,  # also when the session was given to us
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError as exc:
+            # The request may have been applied; our writes are idempotent, so a retry is safe.
+            raise MarketoUnavailable("timeout", "no answer in time") from exc
+        except aiohttp.ClientError as exc:
+            raise MarketoUnavailable("connection", type(exc).__name__) from exc
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # TLS verification is always on; a CA bundle is added to the default trust.
+            context = ssl.create_default_context()
+            if self._ca_bundle is not None:
+                context.load_verify_locations(cafile=self._ca_bundle)
+            connector = aiohttp.TCPConnector(ssl=context)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    @contextmanager
+    def _observe(self, endpoint: Endpoint) -> Iterator[None]:
+        started_s = self._clock()
+        outcome = "error"  # e.g. cancelled: neither a success nor a Marketo answer
+        try:
+            yield
+            outcome = "ok"
+        except MarketoError as error:
+            outcome = _OUTCOMES.get(type(error), "error")
+            raise
+        finally:
+            self.observer.request(endpoint, outcome, self._clock() - started_s)
+
+    # ---- token (API.md §2.5) ---------------------------------------------------------------
+
+    async def _current_token(self) -> _Token:
+        token = self._token
+        if token is not None and self._clock() < token.renew_at_s:
+            return token
+        return await self._renew(token)
+
+    async def _renew(self, stale: _Token | None) -> _Token:
+        """Fetch a token unless another task already replaced `stale`."""
+        async with self._token_lock:
+            current = self._token
+            if current is None or current is stale or self._clock() >= current.renew_at_s:
+                current = self._token = await self._fetch_token(stale)
+            return current
+
+    async def _wait_for_expiry(self, token: _Token) -> None:
+        # A second 602 in a row: identity handed back the expired token; wait it out (bounded).
+        wait_s = min(
+            _MAX_TOKEN_WAIT_S, max(0.0, token.expires_at_s + _EXPIRY_SLACK_S - self._clock())
+        )
+        _log.info("marketo.token_wait", wait_s=round(wait_s, 3))
+        await self._sleep(wait_s)
+
+    async def _fetch_token(self, previous: _Token | None) -> _Token:
+        # POST with a form body keeps the secret out of URLs that proxies log.
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id.get_secret_value(),
+            "client_secret": self._client_secret.get_secret_value(),
+        }
+        url = self._base_url + "/identity/oauth/token"
+        headers = {"Content-Type": FORM}
+        with self._observe("identity"):
+            status, body = await self._http("POST", url, (), urlencode(form).encode(), headers)
+            reply = _token_reply(status, body)
+        now_s = self._clock()
+        expires_at_s = now_s + reply.expires_in
+        reused = previous is not None and previous.value == reply.access_token
+        # Marketo hands back the same token until it expires (API.md §2.2): asking again early
+        # would only loop, so a reused token is kept until its expiry.
+        renew_at_s = expires_at_s + _EXPIRY_SLACK_S if reused else expires_at_s - _RENEW_BEFORE_S
+        _log.info("marketo.token_refreshed", expires_in_s=reply.expires_in, reused=reused)
+        return _Token(reply.access_token, expires_at_s, renew_at_s)
+
+
+def _token_reply(status: int, body: bytes) -> rs.TokenReply:
+    if status == 401:
+        raise RequestRejected(
+            "http_401", "Marketo refused the client credentials (client id/secret)"
+        )
+    error = rs.classify_status(status)
+    if error is not None:
+        raise error
+    try:
+        return rs.TOKEN.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MarketoUnavailable("http_200", "identity answered without an access token") from exc
