@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import structlog
 
 from worker.checks import startup_checks
-from worker.core.budget import Budget, BudgetLimits
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, ListId, ProfileId
 from worker.core.ledger import OffsetLedger
@@ -33,7 +30,7 @@ from worker.kafka.stats import consumer_lag
 from worker.kafka.topics import ensure_topics
 from worker.loop import Loop, LoopSettings
 from worker.marketo.client import connect
-from worker.marketo.limiter import Limiter
+from worker.marketo.limiter import Limiter, limiter_for
 from worker.provisioning import resolve_lists
 from worker.settings import Settings
 from worker.telemetry.http import start_http
@@ -43,45 +40,10 @@ from worker.telemetry.observer import MetricsObserver
 log = structlog.get_logger("worker.app")
 
 
-def kafka_config(settings: Settings) -> dict[str, str]:
-    """librdkafka settings shared by every client: bootstrap plus the pass-through options."""
-    return {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
-        **{key: str(value) for key, value in settings.kafka.options.items()},
-    }
-
-
 def build_audiences(settings: Settings) -> Audiences:
     """The core's view of the configured audiences, rules compiled once."""
     items = [AudienceRule(AudienceId(a.id), a.compiled_rule) for a in settings.audiences]
     return Audiences(items, settings.governance.consent_path)
-
-
-def build_limiter(settings: Settings, metrics: Metrics, initial_share: float = 0.0) -> Limiter:
-    """The call budget, spending `initial_share` of the group's at once.
-
-    Later increases wait `window_s + max_call_s` (core/budget.py), so that a rebalance never
-    lets the group exceed the budget. The worker starts with one partition's share, without
-    waiting: start-up calls (usage, lists) and the first assignment need it, and the overshoot
-    it risks while a previous owner's calls are still in Marketo's window is bounded by one
-    partition's share of one window.
-    """
-    budget = settings.marketo.budget
-    limits = BudgetLimits(
-        calls_per_window=budget.calls_per_window,
-        window_s=budget.window_s,
-        concurrency=budget.concurrency,
-        daily_quota=budget.daily_quota,
-        daily_reserve=budget.daily_reserve,
-        # a call counts until it ends: the client's timeout bounds it (plus a margin)
-        max_call_s=settings.marketo.request_timeout_s + 1.0,
-    )
-    return Limiter(
-        Budget(limits, share=initial_share, now=time.monotonic()),
-        quota_zone=ZoneInfo(budget.quota_timezone),
-        quota_probe_s=budget.quota_probe_s,
-        on_wait=metrics.budget_wait.inc,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +73,14 @@ async def run(settings: Settings) -> int:
     pace_collector()
     metrics = Metrics()
     stop = handle_stop_signals()
-    config = kafka_config(settings)
+    config = settings.kafka.client_config()
     k = settings.kafka
     partitions = ensure_topics(
         config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
     )
-    limiter = build_limiter(settings, metrics, initial_share=1.0 / partitions)
+    limiter = limiter_for(
+        settings.marketo, initial_share=1.0 / partitions, on_wait=metrics.budget_wait.inc
+    )
     m = settings.marketo
     client = connect(m, limiter, observer=MetricsObserver(metrics))
     try:

@@ -25,6 +25,7 @@ from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, LeadId, ListId
 from worker.errors import ConfigError
 from worker.kafka.topics import ensure_topics
+from worker.marketo.limiter import limiter_for
 from worker.settings import Audience, Settings
 from worker.telemetry.logging import configure
 from worker.telemetry.metrics import Metrics
@@ -134,12 +135,12 @@ async def run_dry(settings: Settings, report_interval_s: float = REPORT_INTERVAL
         event_loop.add_signal_handler(sig, stop.set)
     dry = dry_settings(settings)
     k, budget = dry.kafka, dry.marketo.budget
-    config = app.kafka_config(dry)
+    config = dry.kafka.client_config()
     partitions = ensure_topics(
         config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
     )
     metrics = Metrics()
-    limiter = app.build_limiter(dry, metrics)  # never asked for a slot: nothing is sent
+    limiter = limiter_for(dry.marketo)  # never asked for a slot: nothing is sent
     writer = DryRunWriter(budget.calls_per_window * 60 / budget.window_s)
     log.info("dryrun.started", group_id=k.group_id, state_topic=k.state_topic)
     reporter = asyncio.create_task(_report_every(writer, report_interval_s))

@@ -19,7 +19,6 @@ from typing import Final, TypeVar
 
 import orjson
 
-from worker.app import kafka_config
 from worker.config_file import load_settings
 from worker.errors import ConfigError
 from worker.kafka.events_producer import EventsProducer
@@ -238,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rate and --duration-s must be >= 0; --profiles and --count >= 1")
     try:
         settings = load_settings(args.config, require_credentials=False)
-        producer = EventsProducer(kafka_config(settings), settings.kafka.topic)
+        producer = EventsProducer(settings.kafka.client_config(), settings.kafka.topic)
         producer.check_topic(timeout_s=15)
     except ConfigError as exc:
         print(exc, file=sys.stderr)

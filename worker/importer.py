@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from worker.app import kafka_config
 from worker.config_file import load_settings
 from worker.core.ids import AudienceId
 from worker.core.uploads import (
@@ -138,7 +137,7 @@ def _import(settings: Settings, target: _Target, handle: TextIO) -> int:
     rows = records(handle)
     try:
         header = _header(rows)
-        producer = EventsProducer(kafka_config(settings), settings.kafka.topic)
+        producer = EventsProducer(settings.kafka.client_config(), settings.kafka.topic)
         producer.check_topic(timeout_s=15)
     except ConfigError as exc:
         print(exc, file=sys.stderr)

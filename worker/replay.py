@@ -15,7 +15,6 @@ from typing import TextIO
 
 import structlog
 
-from worker.app import kafka_config
 from worker.config_file import load_settings
 from worker.core.events import decode
 from worker.errors import ConfigError, PoisonMessage
@@ -81,7 +80,7 @@ def main(argv: list[str]) -> int:
 def replay(settings: Settings, *, dry_run: bool, limit: int | None) -> Summary:
     """Read the dead letters once; publish (unless `dry_run`) and commit the ones that decode."""
     k = settings.kafka
-    config = kafka_config(settings)
+    config = settings.kafka.client_config()
     partitions = partition_count(config, k.topic)
     if partitions is None:
         raise ConfigError(f"kafka.topic: input topic {k.topic!r} does not exist")

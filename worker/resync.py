@@ -18,7 +18,6 @@ from typing import TextIO, TypeVar
 import msgspec
 import structlog
 
-from worker.app import build_limiter, kafka_config
 from worker.checks import startup_checks
 from worker.config_file import load_settings
 from worker.core import drift, snapshot
@@ -30,10 +29,10 @@ from worker.flusher import LeadFields, ListWriter, RecordResult
 from worker.kafka.changelog import read_partition
 from worker.kafka.replay import partition_count
 from worker.marketo.client import MarketoClient, connect
+from worker.marketo.limiter import limiter_for
 from worker.provisioning import resolve_lists
 from worker.settings import Audience, Settings
 from worker.telemetry.logging import configure, email_hash
-from worker.telemetry.metrics import Metrics
 
 log = structlog.get_logger("worker.resync")
 T = TypeVar("T")
@@ -80,7 +79,7 @@ async def resync(
     """Read state and lists, then print the drift (dry run) or repair it and print the outcome."""
     wanted = await asyncio.to_thread(read_desired, settings, audiences)
     # an operator action: the whole group budget at once (module docstring)
-    limiter = build_limiter(settings, Metrics(), initial_share=1.0)
+    limiter = limiter_for(settings.marketo, initial_share=1.0)
     m = settings.marketo
     client = connect(m, limiter)
     try:
@@ -105,7 +104,7 @@ async def resync(
 
 def read_desired(settings: Settings, audiences: Sequence[Audience]) -> drift.Desired:
     """Read every state partition to its high watermark; keep who wants these audiences."""
-    config = kafka_config(settings)
+    config = settings.kafka.client_config()
     topic = settings.kafka.state_topic
     partitions = partition_count(config, topic)
     if partitions is None:

@@ -102,6 +102,13 @@ class KafkaSettings(BaseModel):
     options: dict[str, LibrdkafkaValue] = Field(default_factory=dict, repr=False)
     max_event_bytes: int = Field(default=65_536, ge=1)
 
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every client: bootstrap plus the pass-through options."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **{key: str(value) for key, value in self.options.items()},
+        }
+
 
 class BudgetSettings(BaseModel):
     """Marketo calls allowed to the whole consumer group."""

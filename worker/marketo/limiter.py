@@ -11,9 +11,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from worker.core.budget import Budget, CallTicket, quota_day, seconds_until_midnight
+from worker.core.budget import Budget, BudgetLimits, CallTicket, quota_day, seconds_until_midnight
+
+if TYPE_CHECKING:
+    from worker.settings import MarketoSettings
 
 QUOTA_ZONE = "America/Chicago"  # Marketo resets the daily quota at midnight "CST" (API.md §6)
 MAX_NAP_S = 1.0  # look again at least this often: wall-clock days and shares move on their own
@@ -24,7 +28,7 @@ def _utc_now() -> datetime:
 
 
 class Limiter:
-    """`async with limiter.call(): ...` around each Marketo HTTP request (MarketoClient's port)."""
+    """`async with limiter.call(): ...` around each Marketo HTTP request (the transport's port)."""
 
     def __init__(
         self,
@@ -129,3 +133,35 @@ class Limiter:
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def limiter_for(
+    marketo: MarketoSettings,
+    *,
+    initial_share: float = 0.0,
+    on_wait: Callable[[float], None] | None = None,
+) -> Limiter:
+    """The configured instance's call budget, spending `initial_share` of the group's at once.
+
+    Later increases wait `window_s + max_call_s` (core/budget.py), so that a rebalance never
+    lets the group exceed the budget. The worker starts with one partition's share, without
+    waiting: start-up calls (usage, lists) and the first assignment need it, and the overshoot
+    it risks while a previous owner's calls are still in Marketo's window is bounded by one
+    partition's share of one window.
+    """
+    budget = marketo.budget
+    limits = BudgetLimits(
+        calls_per_window=budget.calls_per_window,
+        window_s=budget.window_s,
+        concurrency=budget.concurrency,
+        daily_quota=budget.daily_quota,
+        daily_reserve=budget.daily_reserve,
+        # a call counts until it ends: the client's timeout bounds it (plus a margin)
+        max_call_s=marketo.request_timeout_s + 1.0,
+    )
+    return Limiter(
+        Budget(limits, share=initial_share, now=time.monotonic()),
+        quota_zone=ZoneInfo(budget.quota_timezone),
+        quota_probe_s=budget.quota_probe_s,
+        on_wait=on_wait,
+    )
