@@ -73,15 +73,12 @@ async def run(settings: Settings) -> int:
     pace_collector()
     metrics = Metrics()
     stop = handle_stop_signals()
-    config = settings.kafka.client_config()
-    k = settings.kafka
+    k, m = settings.kafka, settings.marketo
+    config = k.client_config()
     partitions = ensure_topics(
         config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
     )
-    limiter = limiter_for(
-        settings.marketo, initial_share=1.0 / partitions, on_wait=metrics.budget_wait.inc
-    )
-    m = settings.marketo
+    limiter = limiter_for(m, initial_share=1.0 / partitions, on_wait=metrics.budget_wait.inc)
     client = connect(m, limiter, observer=MetricsObserver(metrics))
     try:
         try:
