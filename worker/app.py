@@ -209,6 +209,6 @@ def loop_settings(settings: Settings) -> LoopSettings:
 def _readiness(loop: Loop) -> tuple[bool, str]:
     if not loop.assigned:
         return False, "no partitions assigned"
-    if loop.restoring:
-        return False, f"restoring {len(loop.restoring)} partitions"
+    if loop.restores:
+        return False, f"restoring {len(loop.restores)} partitions"
     return True, f"ready: {len(loop.assigned)} partitions"

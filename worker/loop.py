@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,14 +17,14 @@ import structlog
 from worker.core import snapshot
 from worker.core.events import decode
 from worker.core.ids import AudienceId, ProfileId, Record
-from worker.core.ledger import Hold, OffsetLedger
+from worker.core.ledger import OffsetLedger
 from worker.core.membership import Audiences, transitions
 from worker.core.outbox import Outbox
 from worker.core.profile import Outcome, ProfileState, apply
-from worker.core.restore import Restored, triage
 from worker.core.store import StateStore
 from worker.errors import DeliveryFailed, PoisonMessage
 from worker.flusher import Flusher
+from worker.restoring import EndOffset, Restorer, Restores
 from worker.telemetry.metrics import Metrics
 
 log = structlog.get_logger("worker.loop")
@@ -48,10 +48,6 @@ class Publisher(Protocol):
     def state(self, partition: int, key: bytes, value: bytes | None) -> None: ...
     def poll(self) -> None: ...
     def flush(self, timeout_s: float) -> bool: ...
-
-
-Restorer = Callable[[int], Iterable[list[tuple[bytes, bytes | None]]]]
-EndOffset = Callable[[int], int]  # an input partition's high watermark, asked of the broker
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +93,26 @@ class Loop:
         self.paths = paths
         self.metrics = metrics
         self.settings = settings
-        self.restorer = restorer
         self.clock = clock
         self.parked_until = parked_until  # the budget parked on the daily quota (607)
-        self.end_offset = end_offset
-        self.release_memory = release_memory  # what a restore's reading freed, back to the OS
         # per partition: offsets below this were readable before we owned it, so a previous
         # owner may have acted on them (DESIGN §3.1: replayed changes are sent explicitly)
         self.replay_until: dict[int, int] = {}
-        self.starts_at: dict[int, float] = {}  # assigned partitions waiting for the handover
         self.assigned: set[int] = set()
-        self.restoring: dict[int, asyncio.Task[None] | None] = {}
+        self.restores = Restores(
+            store=self.store,
+            ledger=self.ledger,
+            outbox=self.outbox,
+            audiences=audiences,
+            metrics=metrics,
+            read=restorer,
+            write_state=publisher.state,
+            end_offset=end_offset,
+            release_memory=release_memory,
+            handover_s=settings.handover_s,
+            clock=clock,
+            on_restored=self._restored,
+        )
         self.paused: set[int] = set()  # paused for backpressure (restoring ones are apart)
         self.last_commit = clock()
         # labelled metric children, looked up once instead of for every event
@@ -125,12 +130,10 @@ class Loop:
     def on_assign(self, partitions: set[int]) -> None:
         """New partitions: track them, keep them paused until their state is restored."""
         self.metrics.rebalances.inc()
-        now = self.clock()
         for partition in partitions:
             self.ledger.assign(partition)
             self.store.assign(partition)
-            self.restoring[partition] = None
-            self.starts_at[partition] = now + self.settings.handover_s
+        self.restores.assign(partitions, self.clock())
         self.assigned |= partitions
         self.consumer.pause(partitions)
         log.info("partitions.assigned", partitions=sorted(partitions))
@@ -139,13 +142,10 @@ class Loop:
         """Lost partitions: drop their buffered changes and state; the new owner re-reads."""
         self.metrics.rebalances.inc()
         self.outbox.drop_partitions(partitions)
+        self.restores.revoke(partitions)
         for partition in partitions:
             self.ledger.revoke(partition)
             self.store.drop(partition)
-            task = self.restoring.pop(partition, None)
-            if task is not None:
-                task.cancel()
-            self.starts_at.pop(partition, None)
             self.replay_until.pop(partition, None)
         self.assigned -= partitions
         self.paused -= partitions
@@ -173,7 +173,7 @@ class Loop:
         self.publisher.poll()
         if now - self.last_commit >= self.settings.commit_interval_s:
             await self.commit()  # 7. commit what the ledger released
-        self._start_restores(now)
+        self.restores.start_due(now)
         self._apply_backpressure(now)  # 8. pause or resume
         return bool(records)
 
@@ -258,89 +258,17 @@ class Loop:
                 self.metrics.commit_failures.inc()
                 log.warning("offsets.commit_failed", partition=partition, error=error)
 
-    def _start_restores(self, now: float) -> None:
-        """Restore newly assigned partitions once the previous owner's calls surely ended."""
-        for partition, task in self.restoring.items():
-            if task is None and self.starts_at.get(partition, 0.0) <= now:
-                self.restoring[partition] = asyncio.create_task(self._restore_or_retry(partition))
-
-    async def _restore_or_retry(self, partition: int) -> None:
-        """Restore; if Kafka fails meanwhile (a broker restart), try again a second later."""
-        try:
-            await self._restore(partition)
-        except Exception as exc:  # noqa: BLE001 - any failure: the partition stays paused, retried
-            log.warning("state.restore_failed", partition=partition, error=str(exc))
-            if partition in self.restoring:
-                self.restoring[partition] = None
-                self.starts_at[partition] = self.clock() + 1.0
-
-    async def _restore(self, partition: int) -> None:
-        started = time.monotonic()
-        end = await asyncio.to_thread(self.end_offset, partition)
-        # read in a worker thread: the loop keeps polling and serving /healthz
-        read_started = time.monotonic()
-        restored = await asyncio.to_thread(self._read_states, partition)
-        await asyncio.to_thread(self.release_memory)
-        read_s = time.monotonic() - read_started
-        image = restored.image
-        clean = image.marker is not None
-        if clean:
-            end = -1  # the previous owner wrote all it did: replayed events need no re-send
-        self.store.load(partition, image.states)
-        for profile, state in restored.changed.items():
-            self.store.put(partition, profile, state)
-        epoch = self.ledger.epoch(partition)
-        resent = sum(
-            self._resend_unacknowledged(partition, epoch, profile, state)
-            for profile, state in restored.pending.items()
-        )
-        if self.store.codec.layout_id not in image.layouts:  # later readers must know it
-            self.publisher.state(partition, *self.store.codec.layout_record())
-        elapsed = time.monotonic() - started
-        self.metrics.state_restore.inc(elapsed)
-        self.metrics.state_restored_profiles.inc(len(image.states))
-        self.metrics.state_profiles.set(len(self.store))
-        if partition in self.restoring:
-            del self.restoring[partition]
-            self.starts_at.pop(partition, None)
-            self.replay_until[partition] = end
-            if partition not in self.paused:
-                self.consumer.resume({partition})
-        if restored.corrupt:
-            log.warning("state.corrupt_record", partition=partition, records=restored.corrupt)
-        log.info(
-            "state.restored",
-            partition=partition,
-            profiles=len(image.states),
-            resent=resent,
-            clean_handover=clean,
-            read_s=round(read_s, 3),
-            seconds=round(elapsed, 3),
-        )
-
-    def _read_states(self, partition: int) -> Restored:
-        """Read a partition's last states and sort them (worker.core.restore). Runs in a
-        thread: it changes only its locals (and teaches the codec the layouts it finds)."""
-        codec = self.store.codec
-        return triage(snapshot.read_image(self.restorer(partition), codec), codec, self.audiences)
-
-    def _resend_unacknowledged(
-        self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
-    ) -> int:
-        """DESIGN §3.6: whatever Marketo has not acknowledged is sent again; return 1 if any."""
-        pending = state.desired ^ state.acked
-        if not pending or epoch is None:
-            return 0
-        flips = {audience: audience in state.desired for audience in pending}
-        marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
-        self.outbox.enqueue(profile, state, flips, lambda: marker, self.clock())
-        return 1
+    def _restored(self, partition: int, replay_until: int) -> None:
+        """A partition's state is restored: process its records (unless paused meanwhile)."""
+        self.replay_until[partition] = replay_until
+        if partition not in self.paused:
+            self.consumer.resume({partition})
 
     def _apply_backpressure(self, now: float) -> None:
         full = self.outbox.size() >= self.settings.max_buffered_changes
         parked = self.parked_until()
         blocked = full or self.flusher.backpressure_until > now or (parked or 0.0) > now
-        active = self.assigned - set(self.restoring)
+        active = self.assigned - self.restores.partitions()
         if blocked and active - self.paused:
             to_pause = active - self.paused
             self.consumer.pause(to_pause)
@@ -366,7 +294,7 @@ class Loop:
         flushed = await self.flusher.drain(deadline_s)
         await self.commit(final=True)
         if not self.flusher.tasks:  # every call answered: the state written is complete
-            for partition in self.assigned - set(self.restoring):
+            for partition in self.assigned - self.restores.partitions():
                 self.publisher.state(partition, snapshot.CLEAN_HANDOVER, self.audiences.fingerprint)
             await asyncio.to_thread(self.publisher.flush, 30.0)
         log.info(

@@ -16,7 +16,8 @@ from worker.core.rules import compile_rule
 from worker.core.snapshot import CLEAN_HANDOVER, StateCodec
 from worker.core.store import StateStore
 from worker.flusher import Flusher, LeadFields
-from worker.loop import Loop, LoopSettings, Restorer
+from worker.loop import Loop, LoopSettings
+from worker.restoring import Restorer
 from worker.telemetry.metrics import Metrics
 
 
@@ -184,7 +185,7 @@ async def test_a_failed_restore_is_retried_and_the_partition_resumes() -> None:
         clock[0] += 0.1  # the fake clock passes the one-second retry delay
     assert restorer.calls == 2
     assert consumer.resumed == {0}
-    assert loop.restoring == {}
+    assert not loop.restores
 
 
 class BacklogConsumer(FakeConsumer):

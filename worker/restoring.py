@@ -1,0 +1,166 @@
+"""Restoring an assigned partition's state from the changelog (DESIGN §3.6), beside the loop.
+
+A newly assigned partition stays paused until every Marketo call its previous owner may have
+started has ended (`handover_s`); then its changelog is read in a thread, sorted by
+worker.core.restore and loaded, whatever Marketo has not acknowledged is buffered again, and the
+loop is told it may resume the partition. A restore that fails (Kafka unreachable) is retried a
+second later: the partition never stays paused for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from worker.core import snapshot
+from worker.core.ids import ProfileId
+from worker.core.ledger import Hold, OffsetLedger
+from worker.core.membership import Audiences
+from worker.core.outbox import Outbox
+from worker.core.profile import ProfileState
+from worker.core.restore import Restored, triage
+from worker.core.store import StateStore
+from worker.telemetry.metrics import Metrics
+
+log = structlog.get_logger("worker.restoring")
+
+Restorer = Callable[[int], Iterable[list[tuple[bytes, bytes | None]]]]
+EndOffset = Callable[[int], int]  # an input partition's high watermark, asked of the broker
+StateWriter = Callable[[int, bytes, bytes | None], None]  # (partition, key, value) to the changelog
+RETRY_AFTER_S = 1.0
+
+
+class Restores:
+    """The assigned partitions whose state is not restored yet, and their restore tasks."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        ledger: OffsetLedger,
+        outbox: Outbox,
+        audiences: Audiences,
+        metrics: Metrics,
+        read: Restorer,
+        write_state: StateWriter,
+        end_offset: EndOffset,
+        release_memory: Callable[[], object],
+        handover_s: float,
+        clock: Callable[[], float],
+        on_restored: Callable[[int, int], None],
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.outbox = outbox
+        self.audiences = audiences
+        self.metrics = metrics
+        self.read = read
+        self.write_state = write_state
+        self.end_offset = end_offset
+        self.release_memory = release_memory  # what a restore's reading freed, back to the OS
+        self.handover_s = handover_s
+        self.clock = clock
+        # (partition, replay_until): offsets below replay_until were readable before we owned
+        # the partition, so its previous owner may have acted on them (-1: it wrote all it did)
+        self.on_restored = on_restored
+        self.tasks: dict[int, asyncio.Task[None] | None] = {}  # None: not started yet
+        self.starts_at: dict[int, float] = {}
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def partitions(self) -> set[int]:
+        """The partitions still waiting for, or in, their restore."""
+        return set(self.tasks)
+
+    def assign(self, partitions: set[int], now: float) -> None:
+        """New partitions: restore each once the handover time has passed."""
+        for partition in partitions:
+            self.tasks[partition] = None
+            self.starts_at[partition] = now + self.handover_s
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Lost partitions: cancel their restores."""
+        for partition in partitions:
+            task = self.tasks.pop(partition, None)
+            if task is not None:
+                task.cancel()
+            self.starts_at.pop(partition, None)
+
+    def start_due(self, now: float) -> None:
+        """Start the restores whose handover time has passed."""
+        for partition, task in self.tasks.items():
+            if task is None and self.starts_at.get(partition, 0.0) <= now:
+                self.tasks[partition] = asyncio.create_task(self._restore_or_retry(partition))
+
+    async def _restore_or_retry(self, partition: int) -> None:
+        try:
+            await self._restore(partition)
+        except Exception as exc:  # noqa: BLE001 - any failure: the partition stays paused, retried
+            log.warning("state.restore_failed", partition=partition, error=str(exc))
+            if partition in self.tasks:
+                self.tasks[partition] = None
+                self.starts_at[partition] = self.clock() + RETRY_AFTER_S
+
+    async def _restore(self, partition: int) -> None:
+        started = time.monotonic()
+        end = await asyncio.to_thread(self.end_offset, partition)
+        # read in a worker thread: the loop keeps polling and serving /healthz
+        read_started = time.monotonic()
+        restored = await asyncio.to_thread(self._read_states, partition)
+        await asyncio.to_thread(self.release_memory)
+        read_s = time.monotonic() - read_started
+        image = restored.image
+        clean = image.marker is not None
+        if clean:
+            end = -1  # the previous owner wrote all it did: replayed events need no re-send
+        self.store.load(partition, image.states)
+        for profile, state in restored.changed.items():
+            self.store.put(partition, profile, state)
+        epoch = self.ledger.epoch(partition)
+        resent = sum(
+            self._resend_unacknowledged(partition, epoch, profile, state)
+            for profile, state in restored.pending.items()
+        )
+        if self.store.codec.layout_id not in image.layouts:  # later readers must know it
+            self.write_state(partition, *self.store.codec.layout_record())
+        elapsed = time.monotonic() - started
+        self.metrics.state_restore.inc(elapsed)
+        self.metrics.state_restored_profiles.inc(len(image.states))
+        self.metrics.state_profiles.set(len(self.store))
+        if partition in self.tasks:  # still ours
+            del self.tasks[partition]
+            self.starts_at.pop(partition, None)
+            self.on_restored(partition, end)
+        if restored.corrupt:
+            log.warning("state.corrupt_record", partition=partition, records=restored.corrupt)
+        log.info(
+            "state.restored",
+            partition=partition,
+            profiles=len(image.states),
+            resent=resent,
+            clean_handover=clean,
+            read_s=round(read_s, 3),
+            seconds=round(elapsed, 3),
+        )
+
+    def _read_states(self, partition: int) -> Restored:
+        """Read a partition's last states and sort them (worker.core.restore). Runs in a
+        thread: it changes only its locals (and teaches the codec the layouts it finds)."""
+        codec = self.store.codec
+        return triage(snapshot.read_image(self.read(partition), codec), codec, self.audiences)
+
+    def _resend_unacknowledged(
+        self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
+    ) -> int:
+        """DESIGN §3.6: whatever Marketo has not acknowledged is sent again; return 1 if any."""
+        pending = state.desired ^ state.acked
+        if not pending or epoch is None:
+            return 0
+        flips = {audience: audience in state.desired for audience in pending}
+        marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
+        self.outbox.enqueue(profile, state, flips, lambda: marker, self.clock())
+        return 1
