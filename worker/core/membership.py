@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 from worker.core.ids import AudienceId
 from worker.core.profile import ProfileState
+from worker.core.rule_values import json_equal
 from worker.core.rules import Rule
 
 CONSENT_PREFIX = "consent."
+_CONTAINERS = (list, dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +42,13 @@ class Audiences:
     # the key in the event's `consent` map, when the path names one (else an attribute path)
     _consent_key: str | None = field(init=False, repr=False, compare=False)
 
+    # else the attribute path, name by name (`prefs.marketing` is kept as {"prefs": {...}})
+    _consent_parts: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         key = self.consent_path.removeprefix(CONSENT_PREFIX)
         object.__setattr__(self, "_consent_key", None if key == self.consent_path else key)
+        object.__setattr__(self, "_consent_parts", tuple(self.consent_path.split(".")))
 
     @property
     def fingerprint(self) -> bytes:
@@ -62,7 +68,10 @@ class Audiences:
         """Tell whether the profile may be exported (consent "n" means to no list)."""
         if self._consent_key is not None:
             return state.consent.get(self._consent_key) != "n"
-        return state.attributes.get(self.consent_path) != "n"
+        value: object = state.attributes
+        for part in self._consent_parts:
+            value = value.get(part) if isinstance(value, dict) else None
+        return value != "n"
 
     def exportable(self, state: ProfileState) -> bool:
         """Whether the profile can be in any list at all (not deleted, an email, consent)."""
@@ -102,7 +111,14 @@ def _changed_heads(before: Mapping[str, object], after: Mapping[str, object]) ->
     if before is after:
         return set()
     was = before.get
-    changed = {key for key, value in after.items() if was(key) != value}
+    # `!=` alone takes 1 for true and [1] for [true], which the rules do not: then JSON equality
+    changed = {
+        key
+        for key, value in after.items()
+        if (old := was(key)) != value
+        or type(old) is not type(value)
+        or (type(value) in _CONTAINERS and not json_equal(old, value))
+    }
     if not before.keys() <= after.keys():
         changed.update(before.keys() - after.keys())
     return changed

@@ -73,26 +73,34 @@ def project(attributes: Mapping[str, JsonValue], paths: Iterable[str]) -> dict[s
     A null, or a path through a non-object, is not kept: rules and mapping read both as absent.
     """
     kept: dict[str, JsonValue] = {}
-    for head, rest in _split(paths if isinstance(paths, frozenset) else frozenset(paths)):
+    for head, rests in _by_head(paths if isinstance(paths, frozenset) else frozenset(paths)):
         value = attributes.get(head)
         if value is None:
             continue
-        if not rest:
+        if rests is None:  # the whole value is read
             kept[head] = value
-            continue
-        if not isinstance(value, dict):
-            continue
-        inner = project(value, (rest,))
-        if inner:
-            existing = kept.get(head)
-            kept[head] = {**existing, **inner} if isinstance(existing, dict) else inner
+        elif isinstance(value, dict):
+            # every path under this head at once: `a.b.x` and `a.b.y` both land in one `a`
+            inner = project(value, rests)
+            if inner:
+                kept[head] = inner
     return kept
 
 
 @functools.cache
-def _split(paths: frozenset[str]) -> tuple[tuple[str, str], ...]:
-    """Each path as (head, rest): the same few path sets are projected for every event."""
-    return tuple((head, rest) for head, _, rest in (p.partition(".") for p in sorted(paths)))
+def _by_head(paths: frozenset[str]) -> tuple[tuple[str, frozenset[str] | None], ...]:
+    """The paths grouped by their first name: (head, the rest of each path under it), or
+    (head, None) when the head itself is read. The same few path sets serve every event."""
+    whole: set[str] = set()
+    nested: dict[str, set[str]] = {}
+    for head, _, rest in (path.partition(".") for path in paths):
+        if rest:
+            nested.setdefault(head, set()).add(rest)
+        else:
+            whole.add(head)
+    grouped: dict[str, frozenset[str] | None] = dict.fromkeys(whole)
+    grouped.update((h, frozenset(r)) for h, r in nested.items() if h not in whole)
+    return tuple(sorted(grouped.items(), key=lambda item: item[0]))
 
 
 def apply(

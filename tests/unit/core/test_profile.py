@@ -90,6 +90,22 @@ def test_consent_n_empties_every_audience() -> None:
     assert audiences.desired(state) == frozenset()
 
 
+def test_consent_n_at_a_nested_attribute_path_empties_every_audience() -> None:
+    """A consent path outside `consent.` is read through the nesting that projection keeps."""
+    audiences = Audiences(
+        [AudienceRule(FR, compile_rule('country == "FR"'))], consent_path="prefs.marketing"
+    )
+    upsert = event(
+        "upsert",
+        1,
+        identities={"email": "a@x.io"},
+        attributes={"country": "FR", "prefs": {"marketing": "n"}},
+    )
+    state = apply(None, upsert, 0, audiences.paths)
+    assert state is not None
+    assert audiences.desired(state) == frozenset()
+
+
 def test_a_profile_without_email_is_in_no_audience() -> None:
     """Without the match key nothing can be sent, so nothing is desired."""
     audiences = Audiences([AudienceRule(FR, compile_rule('country == "FR"'))])
@@ -126,6 +142,21 @@ def test_null_and_paths_through_non_objects_are_not_kept() -> None:
     assert kept == {"ltv": 3}
 
 
+def test_sibling_paths_under_one_object_are_all_kept() -> None:
+    """`a.geo.lat` and `a.geo.lon` both survive projection: one object holds both."""
+    kept = project({"a": {"geo": {"lat": 1, "lon": 2, "alt": 3}}}, {"a.geo.lat", "a.geo.lon"})
+    assert kept == {"a": {"geo": {"lat": 1, "lon": 2}}}
+
+
+def test_a_change_from_1_to_true_is_seen_by_incremental_evaluation() -> None:
+    """Rules tell true from 1, so a change between them is a change: the rule is evaluated."""
+    audiences = Audiences([AudienceRule(FR, compile_rule("n == 1"))])
+    old = ProfileState(ts_ms=1, offset=0, email="a@x.io", attributes={"n": 1})
+    old.desired = audiences.desired(old)
+    new = ProfileState(ts_ms=2, offset=1, email="a@x.io", attributes={"n": True})
+    assert (old.desired, audiences.desired(new, old)) == ({FR}, frozenset())
+
+
 def test_the_ecid_is_kept_only_when_mapped() -> None:
     """An unmapped ecid costs no memory; a mapped one is kept."""
     upsert = event("upsert", 1, identities={"ecid": "e1"})
@@ -141,10 +172,14 @@ AUDIENCE_SET = Audiences(
         AudienceRule(AudienceId("fr"), compile_rule('country == "FR" and ltv >= 1000')),
         AudienceRule(AudienceId("vip"), compile_rule('"vip" in tags')),
         AudienceRule(AudienceId("recent"), compile_rule("days_since(seen) < 30")),
+        AudienceRule(AudienceId("one"), compile_rule("x == 1 or 1 in tags")),
         AudienceRule(AudienceId("web"), None),
     ]
 )
-values = st.sampled_from(["FR", "DE", 500, 1000, 5000, ["vip"], [], None, "2026-11-01T00:00:00Z"])
+values = st.sampled_from(
+    ["FR", "DE", 500, 1000, 5000, ["vip"], [], None, "2026-11-01T00:00:00Z"]
+    + [1, 1.0, True, 0, False, [1], [True], {"a": 1}, {"a": True}]
+)
 attribute_maps = st.dictionaries(st.sampled_from(["country", "ltv", "tags", "seen", "x"]), values)
 
 
