@@ -67,6 +67,9 @@ class Outbox:
             audience: CoalescingBuffer() for audience in audiences
         }
         self.leads: CoalescingBuffer[str, frozenset[ProfileId]] = CoalescingBuffer()
+        # the email each profile's pending lead sync is buffered under: the state that cancels
+        # it may have none any more (a delete) or another one
+        self.syncing: dict[ProfileId, str] = {}
         self.max_batch = max_batch
         self.linger_s = linger_s
 
@@ -100,20 +103,23 @@ class Outbox:
             baseline = in_flight if in_flight is not None else audience in state.acked
             if member == baseline and not explicit:
                 released.append(buffer.cancel(profile))  # enter then exit: no call at all
-                self._forget_lead_sync(profile, state.email)
+                self._forget_lead_sync(profile)
                 continue
             released.append(buffer.put(profile, member, hold(), now))
             if state.lead_id is None and state.email is not None:
                 waiting = self.leads.pending(state.email) or frozenset()
                 self.leads.put(state.email, waiting | {profile}, None, now)
+                self.syncing[profile] = state.email
         return released
 
-    def _forget_lead_sync(self, profile: ProfileId, email: str | None) -> None:
-        """Drop a pending lead sync that no list entry waits for any more."""
-        if email is None or any(b.pending(profile) is not None for b in self.lists.values()):
+    def _forget_lead_sync(self, profile: ProfileId) -> None:
+        """Drop a pending lead sync that no list entry waits for any more (a deleted person is
+        never created in Marketo)."""
+        if any(b.pending(profile) is not None for b in self.lists.values()):
             return
-        waiting = self.leads.pending(email)
-        if waiting is not None and profile in waiting:
+        email = self.syncing.pop(profile, None)
+        waiting = None if email is None else self.leads.pending(email)
+        if email is not None and waiting is not None and profile in waiting:
             rest = waiting - {profile}
             if rest:
                 self.leads.put(email, rest, None, 0.0)
@@ -130,6 +136,9 @@ class Outbox:
         ):
             return None
         taken = self.leads.take(self.max_batch)
+        for item in taken:
+            for profile in item.entry.value:
+                self.syncing.pop(profile, None)
         return LeadSyncCall(taken) if taken else None
 
     def next_list_call(self, lead_of: LeadOf, now: float, force: bool = False) -> ListCall | None:
@@ -167,6 +176,7 @@ class Outbox:
     def retry_later(self, call: LeadSyncCall | ListCall) -> list[Hold | None]:
         """Put a failed call's entries back (a newer buffered value wins); return freed holds."""
         if isinstance(call, LeadSyncCall):
+            self.syncing.update((p, item.key) for item in call.taken for p in item.entry.value)
             return self.leads.give_back(call.taken)
         return self.lists[call.audience].give_back(call.taken)
 

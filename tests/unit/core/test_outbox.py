@@ -162,6 +162,27 @@ def test_enter_then_exit_before_flush_needs_no_lead_sync() -> None:
     assert outbox.next_lead_sync(now=100.0, force=True) is None
 
 
+def test_a_delete_before_flush_cancels_the_lead_sync() -> None:
+    """An erased person (whose marker has no email) is not created in Marketo by a sync that
+    its cancelled add had asked for."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True, B: True}, offset=0)
+    erased = ProfileState(ts_ms=2, offset=1, deleted=True)
+    enqueue(outbox, ledger, erased, {A: False, B: False}, offset=1)
+    assert outbox.next_lead_sync(now=100.0, force=True) is None
+
+
+def test_a_failed_lead_sync_given_back_can_still_be_cancelled() -> None:
+    """A lead sync put back after a failure is still found by the delete that cancels it."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    call = outbox.next_lead_sync(now=100.0, force=True)
+    assert call is not None
+    outbox.retry_later(call)
+    enqueue(outbox, ledger, ProfileState(ts_ms=2, offset=1, deleted=True), {A: False}, offset=1)
+    assert outbox.next_lead_sync(now=100.0, force=True) is None
+
+
 def test_replayed_exit_is_sent_even_when_the_state_saw_no_add() -> None:
     """After a takeover, a replayed enter-then-exit still sends the remove: the previous owner
     may have added the person before it died without recording it."""
