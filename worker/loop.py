@@ -107,6 +107,7 @@ class Loop:
             metrics=metrics,
             read=restorer,
             write_state=publisher.state,
+            flush=publisher.flush,
             end_offset=end_offset,
             release_memory=release_memory,
             handover_s=settings.handover_s,
@@ -243,7 +244,8 @@ class Loop:
         The `final` commit of a shutdown writes every changed state."""
         self.last_commit = self.clock()
         due = self.ledger.committable()  # before the await: only what is settled right now
-        for partition, profile, data in self.store.take_dirty(None if final else due):
+        dirty = self.store.take_dirty(None if final else due, self.outbox.outstanding)
+        for partition, profile, data in dirty:
             self.publisher.state(partition, profile.encode(), data)
         if not await asyncio.to_thread(self.publisher.flush, 30.0):
             raise DeliveryFailed("output records were not delivered; stopping without commit")

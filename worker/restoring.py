@@ -23,6 +23,7 @@ from worker.core.outbox import Outbox
 from worker.core.profile import ProfileState
 from worker.core.restore import Restored, triage
 from worker.core.store import StateStore
+from worker.errors import DeliveryFailed
 from worker.telemetry.metrics import Metrics
 
 log = structlog.get_logger("worker.restoring")
@@ -30,6 +31,7 @@ log = structlog.get_logger("worker.restoring")
 Restorer = Callable[[int], Iterable[list[tuple[bytes, bytes | None]]]]
 EndOffset = Callable[[int], int]  # an input partition's high watermark, asked of the broker
 StateWriter = Callable[[int, bytes, bytes | None], None]  # (partition, key, value) to the changelog
+Flush = Callable[[float], bool]  # wait up to so many seconds for every record written; all in?
 RETRY_AFTER_S = 1.0
 
 
@@ -46,6 +48,7 @@ class Restores:
         metrics: Metrics,
         read: Restorer,
         write_state: StateWriter,
+        flush: Flush,
         end_offset: EndOffset,
         release_memory: Callable[[], object],
         handover_s: float,
@@ -59,6 +62,7 @@ class Restores:
         self.metrics = metrics
         self.read = read
         self.write_state = write_state
+        self.flush = flush
         self.end_offset = end_offset
         self.release_memory = release_memory  # what a restore's reading freed, back to the OS
         self.handover_s = handover_s
@@ -127,6 +131,13 @@ class Restores:
         )
         if self.store.codec.layout_id not in image.layouts:  # later readers must know it
             self.write_state(partition, *self.store.codec.layout_record())
+        if clean:
+            # the marker vouches for the previous owner's writes, not for ours: should we die
+            # before our first commit, the next owner must not trust it. In Kafka before any
+            # record of this partition is processed, or the restore is tried again.
+            self.write_state(partition, snapshot.CLEAN_HANDOVER, None)
+            if not await asyncio.to_thread(self.flush, 30.0):
+                raise DeliveryFailed("the clean-handover marker could not be withdrawn")
         elapsed = time.monotonic() - started
         self.metrics.state_restore.inc(elapsed)
         self.metrics.state_restored_profiles.inc(len(image.states))

@@ -112,6 +112,11 @@ class Outbox:
                 self.syncing[profile] = state.email
         return released
 
+    def outstanding(self, profile: ProfileId) -> frozenset[AudienceId]:
+        """The audiences with a change for `profile` buffered or in flight: what Marketo has
+        for them is not settled yet."""
+        return frozenset(a for a, b in self.lists.items() if b.has(profile))
+
     def _forget_lead_sync(self, profile: ProfileId) -> None:
         """Drop a pending lead sync that no list entry waits for any more (a deleted person is
         never created in Marketo)."""

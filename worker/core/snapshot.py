@@ -116,15 +116,20 @@ class StateCodec:
         self._layouts[layout_id] = _Layout(paths)
         return layout_id
 
-    def encode(self, state: ProfileState) -> bytes:
-        """Serialize a state under the current layout."""
+    def encode(self, state: ProfileState, unknown: frozenset[AudienceId] = frozenset()) -> bytes:
+        """Serialize a state under the current layout. Memberships `unknown` (a call for them
+        is buffered or in flight) are written as unacknowledged, whatever the state says, so
+        that a restore sends them again."""
+        acked = state.acked
+        if unknown:
+            acked = (acked - unknown) | (unknown - state.desired)
         packed = _Packed(
             layout=self.layout_id,
             t=state.ts_ms,
             o=state.offset,
             x=state.deleted,
             d=sorted(state.desired),
-            k=None if state.acked == state.desired else sorted(state.acked),
+            k=None if acked == state.desired else sorted(acked),
             e=state.email,
             c=state.ecid,
             lead=state.lead_id,
@@ -137,7 +142,7 @@ class StateCodec:
         except OverflowError:  # an integer beyond 64 bits: JSON numbers have no such bound
             fields = msgspec.structs.asdict(packed)
             del fields["layout"]
-            fields.update(a=state.attributes, k=sorted(state.acked))
+            fields.update(a=state.attributes, k=sorted(acked))
             return _json_encoder.encode(_Json(**fields))
 
     def decode(self, data: bytes) -> ProfileState:

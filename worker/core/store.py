@@ -22,11 +22,19 @@ from dataclasses import dataclass
 
 import msgspec
 
-from worker.core.ids import LeadId, ProfileId
+from worker.core.ids import AudienceId, LeadId, ProfileId
 from worker.core.profile import ProfileState
 from worker.core.snapshot import StateCodec
 
 _NONE: Mapping[bytes, bytes] = {}
+# a profile's memberships with a Marketo call buffered or in flight (worker.core.outbox)
+Outstanding = Callable[[ProfileId], frozenset[AudienceId]]
+
+
+def _no_calls(_profile: ProfileId) -> frozenset[AudienceId]:
+    return frozenset()
+
+
 MAX_DEFERRED_COMMITS = 30  # bounds how long an acknowledgement can stay only in memory
 
 
@@ -37,6 +45,9 @@ class _Unwritten:
     since: int  # the store's commit count when it first changed
     first_offset: int | None  # the first event not in the changelog; None: only acks changed
     awaiting: bool = False  # Marketo has yet to acknowledge a membership (as last encoded)
+    # the record to write when it differs from the state at rest: with calls outstanding, the
+    # memberships they concern are written unacknowledged (see take_dirty)
+    record: bytes | None = None
 
     def may_wait(self, limit: int | None, commits: int) -> bool:
         """Tell whether the record can wait past a commit to `limit` (None: this partition's
@@ -156,17 +167,26 @@ class StateStore:
         self._unwritten[hot[0]].setdefault(profile, _Unwritten(self._commits, None))
 
     def take_dirty(
-        self, committing: Mapping[int, int] | None = None
+        self, committing: Mapping[int, int] | None = None, outstanding: Outstanding = _no_calls
     ) -> list[tuple[int, ProfileId, bytes]]:
         """Encode the changed states, forget the decoded ones, and return the records to write:
         with `committing` (the offsets about to be committed) those that may not wait (see the
-        module's docstring); without (a shutdown), every one the changelog lacks."""
+        module's docstring); without (a shutdown), every one the changelog lacks.
+
+        A record can get ahead of the commit (its event's offset is past the committed one)
+        while a call for the profile is buffered or in flight. Should the worker die then, the
+        next owner finds the newer record and skips the replayed events as stale, so the
+        record itself must say what is not settled: `outstanding` names those memberships,
+        written unacknowledged so that a restore sends them again."""
         self._commits += 1
         encode = self.codec.encode
         for profile in self._changed:
             partition, state = self._hot[profile]
             self._cold[partition][profile.encode()] = encode(state)
-            self._unwritten[partition][profile].awaiting = state.desired != state.acked
+            mark = self._unwritten[partition][profile]
+            unknown = outstanding(profile)
+            mark.record = encode(state, unknown) if unknown else None
+            mark.awaiting = state.desired != state.acked or bool(unknown)
         self._changed.clear()
         self._hot.clear()
         self._new = 0  # every new profile was changed, so it is at rest now
@@ -180,6 +200,6 @@ class StateStore:
                 if committing is None or not mark.may_wait(limit, self._commits)
             ]
             for profile in due:
-                del unwritten[profile]
-                out.append((partition, profile, states[profile.encode()]))
+                record = unwritten.pop(profile).record
+                out.append((partition, profile, record or states[profile.encode()]))
         return out

@@ -148,3 +148,17 @@ def test_the_lead_id_is_read_from_the_encoded_head_alone() -> None:
     store.load(0, {b"p1": other_layout})
     assert (store.lead_id(P1), store.lead_id(P2), store.lead_id(ProfileId("p9"))) == (4, 9, None)
     assert store.get(P1) is None  # the whole state does not decode
+
+
+def test_a_membership_with_a_call_outstanding_is_written_unacknowledged() -> None:
+    """While a call for the profile is buffered or in flight, the record says so (a restore
+    re-sends it), and the state at rest keeps what Marketo really acknowledged."""
+    store = store_with(0)
+    settled = fr()
+    settled.offset = 10
+    store.put(0, P1, settled)
+    ((_, _, data),) = store.take_dirty(None, lambda _p: frozenset({FR}))
+    assert (CODEC.decode(data).acked, CODEC.unacknowledged(data)) == ({FR}, True)
+    at_rest = store.get(P1)
+    assert at_rest is not None
+    assert at_rest.acked == frozenset()
