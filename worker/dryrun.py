@@ -71,13 +71,21 @@ class DryRunWriter:
             results.append(DryResult("updated" if known else "created", lead_id))
         return results
 
-    async def add_to_list(self, list_id: ListId, lead_ids: Sequence[LeadId]) -> list[DryResult]:
+    async def add_to_list(
+        self,
+        list_id: ListId,
+        lead_ids: Sequence[LeadId],
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> list[DryResult]:
         """Answer `added` for every lead."""
         self._count("add_to_list", len(lead_ids))
         return [DryResult("added", lead_id) for lead_id in lead_ids]
 
     async def remove_from_list(
-        self, list_id: ListId, lead_ids: Sequence[LeadId]
+        self,
+        list_id: ListId,
+        lead_ids: Sequence[LeadId],
+        still_wanted: Callable[[], bool] | None = None,
     ) -> list[DryResult]:
         """Answer `removed` for every lead."""
         self._count("remove_from_list", len(lead_ids))

@@ -78,6 +78,10 @@ class RequestRejected(MarketoError):
     """Any other request-level error: not retriable (a bug, bad credentials or configuration)."""
 
 
+class CallAbandoned(WorkerError):
+    """A call was not sent: the changes in it stopped being ours (their partition was revoked)."""
+
+
 class LocalBrokerError(WorkerError):
     """The local development broker cannot be fetched or started; the message names the fix."""
 

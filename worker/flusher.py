@@ -19,11 +19,11 @@ import structlog
 
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
-from worker.core.ledger import OffsetLedger
+from worker.core.ledger import Hold, OffsetLedger
 from worker.core.outbox import LeadSyncCall, ListCall, Outbox, Rejection, Settled
 from worker.core.profile import ProfileState
 from worker.core.store import StateStore
-from worker.errors import MarketoError, QuotaExhausted, RequestRejected
+from worker.errors import CallAbandoned, MarketoError, QuotaExhausted, RequestRejected
 from worker.telemetry.metrics import Metrics
 
 log = structlog.get_logger("worker.flusher")
@@ -40,6 +40,9 @@ class RecordResult(Protocol):
     def reasons(self) -> Sequence[tuple[str, str]]: ...
 
 
+Wanted = Callable[[], bool] | None  # asked before each attempt: False abandons the call
+
+
 class ListWriter(Protocol):
     """The Marketo calls the flusher makes (implemented by worker.marketo.client)."""
 
@@ -47,10 +50,10 @@ class ListWriter(Protocol):
         self, records: Sequence[Mapping[str, object]], *, action: str, lookup_field: str
     ) -> Sequence[RecordResult]: ...
     async def add_to_list(
-        self, list_id: ListId, lead_ids: Sequence[LeadId]
+        self, list_id: ListId, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
     ) -> Sequence[RecordResult]: ...
     async def remove_from_list(
-        self, list_id: ListId, lead_ids: Sequence[LeadId]
+        self, list_id: ListId, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
     ) -> Sequence[RecordResult]: ...
 
 
@@ -146,6 +149,12 @@ class Flusher:
         except QuotaExhausted as exc:
             self._retry_later(call, exc, backoff_s=5.0)
             return
+        except CallAbandoned:
+            # a partition of this call was revoked while it waited: the others go back
+            for hold in self.outbox.retry_later(call, self._is_current):
+                self.ledger.release(hold)
+            log.info("flush.call_abandoned", records=len(call.taken))
+            return
         except RequestRejected as exc:
             settled = self.outbox.reject_call(call, exc.code, str(exc))
         except (MarketoError, OSError, TimeoutError) as exc:
@@ -154,7 +163,7 @@ class Flusher:
         self._apply(settled)
 
     def _retry_later(self, call: LeadSyncCall | ListCall, exc: Exception, backoff_s: float) -> None:
-        for hold in self.outbox.retry_later(call):
+        for hold in self.outbox.retry_later(call, self._is_current):
             self.ledger.release(hold)
         self.backpressure_until = time.monotonic() + backoff_s
         log.warning("flush.retry_later", error=str(exc), records=len(call.taken))
@@ -164,7 +173,11 @@ class Flusher:
             return await self._sync_leads(call)
         list_id = self.list_ids[call.audience]
         send = self.writer.add_to_list if call.op is Op.ADD else self.writer.remove_from_list
-        results = await send(list_id, call.lead_ids)
+        # not sent once any change in it is not ours: its partition's new owner sends it, and
+        # ours could land after theirs
+        results = await send(
+            list_id, call.lead_ids, lambda: all(self._is_current(i.entry.hold) for i in call.taken)
+        )
         rows3 = [(r.status, *_first_reason(r)) for r in results]
         current = self._current_epoch_only(call)
         return self.outbox.settle_list_call(call, rows3, current)
@@ -185,14 +198,14 @@ class Flusher:
         rows = [_refused_row(refusals) if refusals else next(answers) for _, refusals in built]
         return self.outbox.settle_lead_sync(call, rows, self.store.get, self.fields.match_only)
 
+    def _is_current(self, hold: Hold | None) -> bool:
+        """Tell whether a change was read in the partition's current assignment (or is no
+        partition's, as lead syncs)."""
+        return hold is None or self.ledger.epoch(hold.partition) == hold.epoch
+
     def _current_epoch_only(self, call: ListCall) -> Callable[[ProfileId], ProfileState | None]:
         """A state lookup that hides profiles whose partition was revoked since the call began."""
-        stale = {
-            item.key
-            for item in call.taken
-            if item.entry.hold is not None
-            and self.ledger.epoch(item.entry.hold.partition) != item.entry.hold.epoch
-        }
+        stale = {item.key for item in call.taken if not self._is_current(item.entry.hold)}
         return lambda profile: None if profile in stale else self.store.get(profile)
 
     def _first_state(self, profiles: frozenset[ProfileId]) -> ProfileState | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -20,6 +20,7 @@ from worker.core.profile import ProfileState
 from worker.core.rules import compile_rule
 from worker.core.snapshot import CLEAN_HANDOVER, StateCodec
 from worker.core.store import StateStore
+from worker.errors import CallAbandoned
 from worker.flusher import Flusher, LeadFields
 from worker.loop import Loop, LoopSettings
 from worker.telemetry.metrics import Metrics
@@ -29,6 +30,7 @@ AUDIENCES = Audiences([AudienceRule(FR, compile_rule('country == "FR"'))])
 CODEC = StateCodec(AUDIENCES.paths)
 LIST, LEAD = ListId(1), LeadId(7)
 Changelog = list[tuple[bytes, bytes | None]]
+Wanted = Callable[[], bool] | None
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,31 @@ class Marketo:
         self.members: set[LeadId] = set()
         self.hold_adds = False
         self.release = asyncio.Event()
+        self.slot = asyncio.Event()  # the budget slot calls wait for, as the transport does
+        self.slot.set()
 
     async def sync_leads(
         self, records: Sequence[Mapping[str, object]], *, action: str, lookup_field: str
     ) -> list[Result]:
         return [Result("updated", LEAD) for _ in records]
 
-    async def add_to_list(self, list_id: ListId, lead_ids: Sequence[LeadId]) -> list[Result]:
+    async def add_to_list(
+        self, list_id: ListId, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
+    ) -> list[Result]:
+        await self.slot.wait()
+        if still_wanted is not None and not still_wanted():
+            raise CallAbandoned("not ours any more")
         self.members |= set(lead_ids)  # the add lands in Marketo...
         if self.hold_adds:
             await self.release.wait()  # ...but its answer is slow
         return [Result("added") for _ in lead_ids]
 
-    async def remove_from_list(self, list_id: ListId, lead_ids: Sequence[LeadId]) -> list[Result]:
+    async def remove_from_list(
+        self, list_id: ListId, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
+    ) -> list[Result]:
+        await self.slot.wait()
+        if still_wanted is not None and not still_wanted():
+            raise CallAbandoned("not ours any more")
         self.members -= set(lead_ids)
         return [Result("removed") for _ in lead_ids]
 
@@ -207,3 +221,45 @@ async def test_a_clean_handover_marker_is_not_trusted_after_its_reader_crashed()
     changelog = [*outside_the_list(), (CLEAN_HANDOVER, AUDIENCES.fingerprint)]
     marketo = await crash_between_enter_and_exit(changelog, commit=False)
     assert marketo.members == set()
+
+
+async def test_a_partition_given_back_while_its_call_is_out_still_gets_its_exit() -> None:
+    """A call still out from before a revocation does not count for the partition's next
+    assignment: the restore sends the add again, its answer is recorded, and the later exit
+    is sent."""
+    unacknowledged = ProfileState(
+        ts_ms=1,
+        offset=0,
+        email="a@x.io",
+        attributes={"country": "FR"},
+        desired=frozenset({FR}),
+        lead_id=LEAD,
+    )
+    changelog: Changelog = [CODEC.layout_record(), (b"p", CODEC.encode(unacknowledged))]
+    marketo, clock = Marketo(), [0.0]
+    marketo.hold_adds = True
+    loop = owner(changelog, marketo, clock, end=5)
+    await restore(loop)
+    await settle(loop, clock)  # the re-sent add is out
+    loop.on_revoke({0})
+    await restore(loop)  # the same partition comes back to this worker
+    marketo.release.set()
+    await settle(loop, clock)
+    loop.process(event(9, 100, "DE"), clock[0])
+    await settle(loop, clock)
+    assert marketo.members == set()
+
+
+async def test_a_call_waiting_for_its_slot_when_its_partition_is_revoked_is_not_sent() -> None:
+    """The new owner sends the partition's changes; ours, late, could undo theirs, so the call
+    is abandoned and its changes are not put back."""
+    marketo, clock = Marketo(), [0.0]
+    marketo.slot.clear()
+    loop = owner(outside_the_list(), marketo, clock, end=5)
+    await restore(loop)
+    loop.process(event(5, 10, "FR"), clock[0])
+    await settle(loop, clock)  # the add waits for a slot
+    loop.on_revoke({0})
+    marketo.slot.set()
+    await settle(loop, clock)
+    assert (marketo.members, loop.outbox.size(), len(loop.flusher.tasks)) == (set(), 0, 0)

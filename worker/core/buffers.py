@@ -38,7 +38,7 @@ class CoalescingBuffer(Generic[K, V]):
 
     def __init__(self) -> None:
         self._pending: dict[K, Entry[V]] = {}  # insertion order = age order (updates keep place)
-        self._in_flight: dict[K, V] = {}
+        self._in_flight: dict[K, Entry[V]] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -50,7 +50,8 @@ class CoalescingBuffer(Generic[K, V]):
 
     def in_flight(self, key: K) -> V | None:
         """Return the value of the call in flight for `key`, if any."""
-        return self._in_flight.get(key)
+        entry = self._in_flight.get(key)
+        return None if entry is None else entry.value
 
     def has(self, key: K) -> bool:
         """Tell whether `key` has an entry pending or in flight."""
@@ -88,27 +89,38 @@ class CoalescingBuffer(Generic[K, V]):
                 taken.append(Taken(key, entry))
         for item in taken:
             del self._pending[item.key]
-            self._in_flight[item.key] = item.entry.value
+            self._in_flight[item.key] = item.entry
         return taken
 
-    def finish(self, keys: Iterable[K]) -> None:
-        """Mark the calls for `keys` as done (acknowledged, rejected or abandoned)."""
-        for key in keys:
-            self._in_flight.pop(key, None)
-
-    def give_back(self, taken: Iterable[Taken[K, V]]) -> list[Hold | None]:
-        """Return a failed call's entries for a later retry; return the holds of those that a
-        newer value superseded meanwhile (the caller releases them)."""
-        superseded: list[Hold | None] = []
+    def finish(self, taken: Iterable[Taken[K, V]]) -> None:
+        """Mark a call's entries as done (acknowledged, rejected or abandoned)."""
         for item in taken:
-            self._in_flight.pop(item.key, None)
-            if item.key in self._pending:
-                superseded.append(item.entry.hold)
+            self._end_flight(item)
+
+    def give_back(
+        self, taken: Iterable[Taken[K, V]], keep: Callable[[Entry[V]], bool] = lambda _e: True
+    ) -> list[Hold | None]:
+        """Return a failed call's entries for a later retry, those that are still to `keep`;
+        return the holds of the others and of those a newer value superseded meanwhile (the
+        caller releases them)."""
+        released: list[Hold | None] = []
+        for item in taken:
+            self._end_flight(item)
+            if item.key in self._pending or not keep(item.entry):
+                released.append(item.entry.hold)
             else:
                 self._pending[item.key] = item.entry
-        return superseded
+        return released
+
+    def _end_flight(self, item: Taken[K, V]) -> None:
+        # only the call's own entry: after `drop`, another call may have the key in flight
+        if self._in_flight.get(item.key) is item.entry:
+            del self._in_flight[item.key]
 
     def drop(self, should_drop: Callable[[Entry[V]], bool]) -> list[Hold | None]:
-        """Remove pending entries that match (revoked partitions); return their holds."""
+        """Remove pending entries that match (revoked partitions), and forget calls in flight
+        for such entries (their answers no longer count); return the pending ones' holds."""
+        for key in [key for key, entry in self._in_flight.items() if should_drop(entry)]:
+            del self._in_flight[key]
         doomed = [key for key, entry in self._pending.items() if should_drop(entry)]
         return [self._pending.pop(key).hold for key in doomed]

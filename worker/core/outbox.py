@@ -178,15 +178,20 @@ class Outbox:
         lead_ids = [lead_of(item.key) or LeadId(0) for item in taken]
         return ListCall(audience, Op.ADD if op_member else Op.REMOVE, taken, lead_ids)
 
-    def retry_later(self, call: LeadSyncCall | ListCall) -> list[Hold | None]:
-        """Put a failed call's entries back (a newer buffered value wins); return freed holds."""
+    def retry_later(
+        self, call: LeadSyncCall | ListCall, current: Callable[[Hold | None], bool]
+    ) -> list[Hold | None]:
+        """Put a failed call's entries back (a newer buffered value wins), but those read from
+        a partition since revoked (not `current`: the new owner sends them); return the holds
+        freed."""
         if isinstance(call, LeadSyncCall):
             self.syncing.update((p, item.key) for item in call.taken for p in item.entry.value)
             return self.leads.give_back(call.taken)
-        return self.lists[call.audience].give_back(call.taken)
+        return self.lists[call.audience].give_back(call.taken, lambda e: current(e.hold))
 
     def drop_partitions(self, partitions: set[int]) -> None:
-        """Forget pending changes read from revoked partitions (the new owner re-reads them)."""
+        """Forget changes read from revoked partitions (the new owner re-reads them), pending or
+        in flight: should the partition come back, a call still out must not count as sent."""
 
         def revoked(entry: Entry[bool]) -> bool:
             return entry.hold is not None and entry.hold.partition in partitions
@@ -199,7 +204,7 @@ class Outbox:
     ) -> Settled:
         """Apply a list call's per-record results: (status, reason code, reason message)."""
         buffer = self.lists[call.audience]
-        buffer.finish(item.key for item in call.taken)
+        buffer.finish(call.taken)
         settled = Settled([], [], [])
         for item, (status, code, message) in zip(call.taken, results, strict=True):
             settled.holds.append(item.entry.hold)
@@ -226,7 +231,7 @@ class Outbox:
         match_only: bool,
     ) -> Settled:
         """Apply lead-sync results (status, lead id, code, message); refusals cancel the adds."""
-        self.leads.finish(item.key for item in call.taken)
+        self.leads.finish(call.taken)
         settled = Settled([], [], [])
         unmatched = 0
         for item, (status, lead_id, code, message) in zip(call.taken, results, strict=True):
@@ -256,7 +261,7 @@ class Outbox:
     def reject_call(self, call: LeadSyncCall | ListCall, code: str, message: str) -> Settled:
         """A whole call was refused for good: every record in it becomes a rejection."""
         if isinstance(call, LeadSyncCall):
-            self.leads.finish(item.key for item in call.taken)
+            self.leads.finish(call.taken)
             holds: list[Hold | None] = []
             rejections = []
             for item in call.taken:
@@ -264,7 +269,7 @@ class Outbox:
                     holds.extend(self._cancel_waiting(profile))
                     rejections.append(Rejection(profile, None, "sync_lead", code, message))
             return Settled(holds, rejections, [])
-        self.lists[call.audience].finish(item.key for item in call.taken)
+        self.lists[call.audience].finish(call.taken)
         return Settled(
             [item.entry.hold for item in call.taken],
             [Rejection(item.key, call.audience, call.op, code, message) for item in call.taken],

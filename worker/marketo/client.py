@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlencode
@@ -103,17 +103,27 @@ class MarketoClient:
         request = Request("sync_leads", "POST", "/rest/v1/leads.json", (), body, _JSON)
         return await self._records(request, len(records))
 
-    async def add_to_list(self, list_id: ListId, lead_ids: Sequence[LeadId]) -> list[RecordResult]:
-        """Add up to 300 leads to a static list (idempotent: members come back `added`)."""
+    async def add_to_list(
+        self,
+        list_id: ListId,
+        lead_ids: Sequence[LeadId],
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> list[RecordResult]:
+        """Add up to 300 leads to a static list (idempotent: members come back `added`);
+        `still_wanted` is asked before each attempt (see transport.Request)."""
         _check_batch(len(lead_ids), "lead ids")
         if not lead_ids:
             return []
         path = f"/rest/v1/lists/{int(list_id)}/leads.json"
-        request = Request("add_to_list", "POST", path, (), _ids_body(lead_ids), _JSON)
+        body = _ids_body(lead_ids)
+        request = Request("add_to_list", "POST", path, (), body, _JSON, still_wanted)
         return await self._records(request, len(lead_ids))
 
     async def remove_from_list(
-        self, list_id: ListId, lead_ids: Sequence[LeadId]
+        self,
+        list_id: ListId,
+        lead_ids: Sequence[LeadId],
+        still_wanted: Callable[[], bool] | None = None,
     ) -> list[RecordResult]:
         """Remove up to 300 leads (non-members come back skipped 1015)."""
         _check_batch(len(lead_ids), "lead ids")
@@ -122,7 +132,8 @@ class MarketoClient:
         # POST + _method=DELETE: some proxies strip DELETE bodies, silently emptying a removal.
         path = f"/rest/v1/lists/{int(list_id)}/leads.json"
         query = (("_method", "DELETE"),)
-        request = Request("remove_from_list", "POST", path, query, _ids_body(lead_ids), _JSON)
+        body = _ids_body(lead_ids)
+        request = Request("remove_from_list", "POST", path, query, body, _JSON, still_wanted)
         return await self._records(request, len(lead_ids))
 
     async def find_leads(

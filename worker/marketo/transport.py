@@ -24,6 +24,7 @@ import structlog
 from pydantic import SecretStr
 
 from worker.errors import (
+    CallAbandoned,
     MarketoError,
     MarketoUnavailable,
     QuotaExhausted,
@@ -73,7 +74,8 @@ class Limiter(Protocol):
 
 
 class Observer(Protocol):
-    """Metrics hook: `endpoint` is an `Endpoint`; `outcome` is "ok", "error" or in `_OUTCOMES`."""
+    """Metrics hook: `endpoint` is an `Endpoint`; `outcome` is "ok", "error", "abandoned" or in
+    `_OUTCOMES`."""
 
     def request(self, endpoint: str, outcome: str, duration_s: float) -> None: ...
     def records(self, endpoint: str, status: str, count: int) -> None: ...
@@ -97,6 +99,10 @@ class Request:
     query: Query = ()
     body: bytes | None = None
     content_type: str | None = None
+    # asked before every attempt, once the call holds its budget slot: False abandons the call
+    # unsent (CallAbandoned). A slot can take a whole window to come, far longer than the
+    # handover a new owner of the partition waits (flush.handover_s), so the check is here.
+    still_wanted: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +216,10 @@ class Transport:
         with self._observe(request.endpoint):
             try:
                 async with self._limiter.call():
+                    if request.still_wanted is not None and not request.still_wanted():
+                        raise CallAbandoned(
+                            f"{request.endpoint}: its changes are not ours any more"
+                        )
                     status, body = await self._http(
                         request.method, url, request.query, request.body, headers
                     )
@@ -269,6 +279,9 @@ class Transport:
             outcome = "ok"
         except MarketoError as error:
             outcome = _OUTCOMES.get(type(error), "error")
+            raise
+        except CallAbandoned:
+            outcome = "abandoned"
             raise
         finally:
             self.observer.request(endpoint, outcome, self._clock() - started_s)

@@ -41,10 +41,10 @@ def test_a_key_in_flight_is_not_taken_again() -> None:
     """A newer value for a key whose call is in flight waits for that call to finish."""
     buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
     buffer.put("p1", True, hold(1), now=0.0)
-    buffer.take(10)
+    taken = buffer.take(10)
     buffer.put("p1", False, hold(2), now=1.0)
     assert buffer.take(10) == []
-    buffer.finish(["p1"])
+    buffer.finish(taken)
     assert [t.key for t in buffer.take(10)] == ["p1"]
 
 
@@ -68,3 +68,28 @@ def test_cancel_removes_the_entry_and_returns_its_hold() -> None:
     assert buffer.cancel("p1") == hold(1)
     assert len(buffer) == 0
     assert buffer.take(10) == []
+
+
+def test_give_back_drops_the_entries_no_longer_to_keep() -> None:
+    """Entries of a revoked partition are not retried; their holds are returned."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    buffer.put("p1", True, hold(1), now=0.0)
+    buffer.put("p2", True, Hold(1, 2, 1), now=0.0)
+    released = buffer.give_back(
+        buffer.take(10), keep=lambda e: e.hold is None or e.hold.partition == 0
+    )
+    assert released == [Hold(1, 2, 1)]
+    assert (buffer.pending("p1"), buffer.pending("p2")) == (True, None)
+
+
+def test_drop_forgets_a_matching_call_in_flight() -> None:
+    """A revoked partition's call in flight no longer counts: a new value can be sent."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    buffer.put("p1", True, hold(1), now=0.0)
+    old = buffer.take(10)
+    buffer.drop(lambda _entry: True)
+    assert buffer.in_flight("p1") is None
+    buffer.put("p1", False, hold(2), now=1.0)
+    new = buffer.take(10)
+    buffer.finish(old)  # the old call ends: the new one is still in flight
+    assert ([t.key for t in new], buffer.in_flight("p1")) == (["p1"], False)

@@ -178,7 +178,7 @@ def test_a_failed_lead_sync_given_back_can_still_be_cancelled() -> None:
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     call = outbox.next_lead_sync(now=100.0, force=True)
     assert call is not None
-    outbox.retry_later(call)
+    outbox.retry_later(call, lambda _hold: True)
     enqueue(outbox, ledger, ProfileState(ts_ms=2, offset=1, deleted=True), {A: False}, offset=1)
     assert outbox.next_lead_sync(now=100.0, force=True) is None
 

@@ -176,10 +176,10 @@ AUDIENCE_SET = Audiences(
         AudienceRule(AudienceId("web"), None),
     ]
 )
-values = st.sampled_from(
-    ["FR", "DE", 500, 1000, 5000, ["vip"], [], None, "2026-11-01T00:00:00Z"]
-    + [1, 1.0, True, 0, False, [1], [True], {"a": 1}, {"a": True}]
-)
+TEXTS: list[object] = ["FR", "DE", "2026-11-01T00:00:00Z"]
+NUMBERS_AND_BOOLS: list[object] = [500, 1000, 5000, 1, 1.0, True, 0, False]  # true is not 1
+CONTAINERS: list[object] = [["vip"], [], [1], [True], {"a": 1}, {"a": True}]
+values = st.sampled_from([*TEXTS, *NUMBERS_AND_BOOLS, *CONTAINERS, None])
 attribute_maps = st.dictionaries(st.sampled_from(["country", "ltv", "tags", "seen", "x"]), values)
 
 

@@ -23,7 +23,13 @@ from structlog.testing import capture_logs
 
 from tests.fakes import RecordingLimiter
 from worker.core.ids import LeadId, ListId
-from worker.errors import MarketoUnavailable, QuotaExhausted, RequestRejected, TokenExpired
+from worker.errors import (
+    CallAbandoned,
+    MarketoUnavailable,
+    QuotaExhausted,
+    RequestRejected,
+    TokenExpired,
+)
 from worker.marketo.client import MarketoClient
 from worker.marketo.transport import Transport
 
@@ -265,6 +271,15 @@ async def test_unavailable_is_retried_with_full_jitter_backoff(rig: Rig) -> None
     for attempt, delay_s in enumerate(rig.sleep.delays, start=1):
         assert 0 <= delay_s <= 0.5 * 2 ** (attempt - 1)
     assert rig.limiter.slots == 4
+
+
+async def test_a_call_no_longer_wanted_is_abandoned_before_its_next_attempt(rig: Rig) -> None:
+    """`still_wanted` is asked before each attempt: once False, nothing more is sent."""
+    rig.fake.script(MEMBERS, fail("608"), ADDED)
+    answers = iter([True, False])
+    with pytest.raises(CallAbandoned):
+        await rig.client.add_to_list(ListId(77), [LeadId(1)], lambda: next(answers))
+    assert len(rig.fake.calls(MEMBERS)) == 1
 
 
 async def test_retries_stop_after_max_attempts(rig: Rig) -> None:
