@@ -233,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run `generate CONFIG --rate N [--profiles P] [--count C] [--seed S] [--duration-s D]`."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.rate < 0 or args.profiles < 1 or (args.count or 1) < 1 or (args.duration_s or 0) < 0:
+    # None means "no limit"; an explicit 0 is refused like any other count below 1
+    count_bad = args.count is not None and args.count < 1
+    if args.rate < 0 or args.profiles < 1 or count_bad or (args.duration_s or 0) < 0:
         parser.error("--rate and --duration-s must be >= 0; --profiles and --count >= 1")
     try:
         settings = load_settings(args.config, require_credentials=False)

@@ -29,12 +29,22 @@ class ListDirectory(Protocol):
 
 
 async def resolve_lists(
-    directory: ListDirectory, audiences: Sequence[Audience], folder_name: str
+    directory: ListDirectory,
+    audiences: Sequence[Audience],
+    folder_name: str,
+    *,
+    only: frozenset[str] | None = None,
 ) -> dict[AudienceId, ListId]:
-    """Return each audience's list id, creating lists given by name when they are missing."""
+    """Return each audience's list id, creating lists given by name when they are missing.
+
+    `audiences` is the whole configured list, so errors name an audience's key in the file
+    (`audiences[1]`); `only` limits the work to those audience ids (`resync --audience`).
+    """
     ids: dict[AudienceId, ListId] = {}
     folder: FolderInfo | None = None
     for index, audience in enumerate(audiences):
+        if only is not None and audience.id not in only:
+            continue
         ref = audience.list_ref
         if ref.id is not None:
             found = await directory.get_list(ListId(ref.id))

@@ -84,7 +84,10 @@ async def resync(
     client = connect(m, limiter)
     try:
         limiter.observe_usage(await client.usage_today())
-        lists = await _find_lists(client, audiences, m.list_folder, create=not dry_run)
+        chosen = frozenset(a.id for a in audiences)
+        lists = await _find_lists(
+            client, settings.audiences, chosen, m.list_folder, create=not dry_run
+        )
         drifts = await _survey(client, lists, wanted)
         if dry_run:
             print_plan(drifts, lists, out)
@@ -124,18 +127,29 @@ def _latest_states(config: Mapping[str, str], topic: str, partition: int) -> Ite
 
 
 async def _find_lists(
-    client: MarketoClient, audiences: Sequence[Audience], folder: str, *, create: bool
+    client: MarketoClient,
+    configured: Sequence[Audience],
+    chosen: frozenset[str],
+    folder: str,
+    *,
+    create: bool,
 ) -> dict[AudienceId, ListId | None]:
-    """Each audience's list; a dry run only looks (a missing list by name is None)."""
+    """The chosen audiences' lists; a dry run only looks (a missing list by name is None).
+
+    `configured` is every audience in the file, so errors name the key an operator must fix
+    (`audiences[1].list.id`), not a position among the ones `--audience` chose.
+    """
     if create:
-        return dict(await resolve_lists(client, audiences, folder))
+        return dict(await resolve_lists(client, configured, folder, only=chosen))
     found: dict[AudienceId, ListId | None] = {}
-    for audience in audiences:
+    for index, audience in enumerate(configured):
+        if audience.id not in chosen:
+            continue
         ref = audience.list_ref
         if ref.id is not None:
             info = await client.get_list(ListId(ref.id))
             if info is None:
-                raise ConfigError(f"audience {audience.id}: static list {ref.id} not found")
+                raise ConfigError(f"audiences[{index}].list.id: static list {ref.id} not found")
         else:
             assert ref.name is not None  # ListRef guarantees exactly one of id or name
             info = await client.find_list_by_name(ref.name)

@@ -164,6 +164,15 @@ class MarketoSettings(BaseModel):
         parts = urlsplit(url)
         if parts.username or parts.password:
             raise ValueError("must not carry credentials")
+        # request paths are appended to base_url: a query or fragment would swallow them
+        if "?" in url or "#" in url:
+            raise ValueError("must not carry a query (?) or fragment (#)")
+        try:
+            port = parts.port  # urlsplit checks the port only when asked
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("has an invalid port (give a number from 1 to 65535)")
         if not parts.hostname or parts.scheme not in {"https", "http"}:
             raise ValueError("must be an https:// URL like https://123-ABC-456.mktorest.com")
         if parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:

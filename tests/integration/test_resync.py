@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.harness import (
     WorkerProcess,
@@ -173,3 +174,19 @@ def test_resync_of_an_exact_list_changes_nothing(drifted: Drifted) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert row(result.stdout, "fr")[3:] == ["0", "0", "0", "0", "0"]
     assert membership_calls(drifted.sandbox) == before
+
+
+def test_audience_option_errors_name_the_audience_key_in_the_file(
+    converged: tuple[SandboxProcess, Path], tmp_path: Path
+) -> None:
+    """With `--audience x`, a missing list is reported as `audiences[1]`, x's key in the file."""
+    _, config = converged
+    settings = yaml.safe_load(config.read_text())
+    missing = {"id": "x", "name": "X", "rule": 'country == "DE"', "list": {"id": 4242}}
+    settings["audiences"] = [*AUDIENCES, missing]
+    second = tmp_path / "two-audiences.yaml"
+    second.write_text(yaml.safe_dump(settings))
+    result = run_command("worker.resync", str(second), "--audience", "x")
+    assert result.returncode == 2, result.stderr[-3000:]
+    # log lines share stderr; the error is the last line
+    assert result.stderr.splitlines()[-1] == "audiences[1].list.id: static list 4242 not found"

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from worker.config_file import load_settings
 from worker.core.events import RFC3339_PATTERN, EventOp, ProfileUpdate, decode
-from worker.generator import ProfileEvents, TokenBucket
+from worker.generator import ProfileEvents, TokenBucket, main
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_SCHEMA = Draft202012Validator(
@@ -159,3 +159,11 @@ def test_bucket_says_how_long_until_the_next_token() -> None:
     bucket = TokenBucket(rate_per_s=100, burst=1_000, now=0.0)
     bucket.take(1.0, most=1_000)
     assert bucket.wait_s() == pytest.approx(0.01)
+
+
+def test_count_zero_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--count 0` is refused by the argument check (exit 2), before any config or Kafka."""
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path / "absent.yaml"), "--rate", "0", "--count", "0"])
+    assert exited.value.code == 2
+    assert "--count >= 1" in capsys.readouterr().err

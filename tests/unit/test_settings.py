@@ -239,6 +239,25 @@ def test_malformed_base_url_is_an_error(load: Load, url: str) -> None:
     assert "marketo.base_url:" in _errors(load, lambda d: d["marketo"].update(base_url=url))
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://x.mktorest.com:99999", "has an invalid port"),
+        ("https://x.mktorest.com:abc", "has an invalid port"),
+        ("https://x.mktorest.com:0", "has an invalid port"),
+        ("https://x.mktorest.com?a=1", "must not carry a query"),
+        ("https://x.mktorest.com/#f", "must not carry a query"),
+    ],
+)
+def test_base_url_with_a_bad_port_query_or_fragment_is_an_error(
+    load: Load, url: str, problem: str
+) -> None:
+    """A bad port, a query or a fragment would break every request URL: refused at start-up."""
+    message = _errors(load, lambda d: d["marketo"].update(base_url=url))
+    assert "marketo.base_url:" in message
+    assert problem in message
+
+
 def test_tls_verification_cannot_be_turned_off(load: Load) -> None:
     """There is no key to disable certificate checks: one would be an unknown key."""
     message = _errors(load, lambda d: d["marketo"].update(verify_tls=False))

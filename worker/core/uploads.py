@@ -75,6 +75,10 @@ def parse_header(names: Sequence[str]) -> Header | str:
     attribute whose dotted name is a path (`address.city` -> {"address": {"city": ...}}).
     """
     cleaned = [name.strip() for name in names]
+    for column, name in enumerate(cleaned, start=1):
+        # an attribute name with bad bytes cannot be encoded into the event: refuse it now
+        if _UNDECODED.search(name):
+            return f"column {column}'s name is not valid UTF-8"
     keys = [name.lower() if name.lower() in _RESERVED else name for name in cleaned]
     if "email" not in keys:
         return "the header has no email column"
@@ -172,6 +176,8 @@ def to_event(
     given = cells[header.profile_id].strip() if header.profile_id is not None else ""
     if len(given) > MAX_PROFILE_ID_CHARS:
         return BadRow(line, f"profile_id is longer than {MAX_PROFILE_ID_CHARS} characters")
+    if given.startswith("\x00"):  # the worker keeps these ids for its own records
+        return BadRow(line, "profile_id starts with NUL (reserved for the worker)")
     profile_id = given or derived_profile_id(email)
     identities = {"email": email}
     ecid = cells[header.ecid].strip() if header.ecid is not None else ""

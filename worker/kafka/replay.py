@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from worker.errors import ConfigError
+
 SOURCE_PARTITION = "source.partition"  # header the loop writes on every dead letter
 
 
@@ -27,10 +29,16 @@ class DeadLetter:
 
 
 def partition_count(config: Mapping[str, str], topic: str) -> int | None:
-    """Return the topic's partition count, or None when it does not exist (reads metadata only)."""
+    """Return the topic's partition count, or None when it does not exist (reads metadata only).
+
+    Raise ConfigError when Kafka cannot be reached: a start-up problem of the configuration, so
+    resync and replay-dlq exit 2 with one line, as import-audience does (exit 1 means otherwise).
+    """
     consumer = Consumer({**config, "group.id": "unused-metadata-only"})
     try:
         metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
+    except KafkaException as exc:
+        raise ConfigError(f"kafka.bootstrap_servers: cannot reach Kafka: {exc}") from None
     finally:
         consumer.close()
     if metadata is None or metadata.error is not None:

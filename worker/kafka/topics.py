@@ -37,6 +37,9 @@ def ensure_topics(
             config={"cleanup.policy": "compact"},
         ),
     }
+    # checked before creating anything, so a bad state topic is refused whatever else is missing
+    if state in existing:
+        _check_state_topic(admin, state, len(existing[state].partitions), partitions)
     missing = [new for name, new in wanted.items() if name not in existing]
     if missing:
         for name, future in admin.create_topics(missing).items():
@@ -45,8 +48,6 @@ def ensure_topics(
             except KafkaException as exc:
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # another replica won the race
                     raise ConfigError(f"cannot create topic {name!r}: {exc}") from None
-    elif state in existing:
-        _check_state_topic(admin, state, len(existing[state].partitions), partitions)
     return partitions
 
 

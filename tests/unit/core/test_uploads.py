@@ -173,6 +173,12 @@ def test_profile_id_of_the_maximum_length_is_accepted() -> None:
     assert event_of(["ann@example.com", "p" * 256, "", ""]).key == b"p" * 256
 
 
+def test_profile_id_starting_with_nul_is_a_bad_row() -> None:
+    """A profile_id the worker would dead-letter (it starts with NUL) is refused here."""
+    result = convert(["ann@example.com", "\0p-1", "", ""], line=3)
+    assert result == BadRow(3, "profile_id starts with NUL (reserved for the worker)")
+
+
 def test_row_over_the_event_size_limit_is_bad() -> None:
     """A row whose event the worker would dead-letter as oversize is refused here."""
     result = convert(["ann@example.com", "p-1", "", "x" * 500], line=4, max_bytes=300)
@@ -211,6 +217,11 @@ def test_bad_header_is_refused_with_the_problem(names: list[str], problem: str) 
     parsed = parse_header(names)
     assert isinstance(parsed, str)
     assert parsed.startswith(problem)
+
+
+def test_header_name_with_bytes_not_utf8_is_refused() -> None:
+    """A column name holding bytes that are not UTF-8 is refused, naming the column."""
+    assert parse_header(["email", "caf\udce9"]) == "column 2's name is not valid UTF-8"
 
 
 def test_records_number_each_record_by_its_first_line() -> None:

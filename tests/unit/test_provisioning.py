@@ -1,0 +1,57 @@
+"""Start-up list provisioning: errors name the audience's key in the configuration file."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from worker.core.ids import ListId
+from worker.errors import ConfigError
+from worker.marketo.responses import FolderInfo, ListInfo
+from worker.provisioning import resolve_lists
+from worker.settings import Audience
+
+
+class OneList:
+    """A Marketo instance with one static list, France (id 7), and no folder."""
+
+    async def find_folder(self, name: str) -> FolderInfo | None:
+        return None
+
+    async def find_list_by_name(self, name: str) -> ListInfo | None:
+        return (
+            ListInfo(id=ListId(7), name=name, folder_id=None, description="")
+            if name == "France"
+            else None
+        )
+
+    async def get_list(self, list_id: ListId) -> ListInfo | None:
+        return None
+
+    async def create_list(self, name: str, folder_id: int, description: str) -> ListInfo:
+        raise AssertionError("no list is created when the folder is missing")
+
+
+AUDIENCES = [
+    Audience.model_validate(
+        {"id": "fr", "name": "France", "rule": 'country == "FR"', "list": {"name": "France"}}
+    ),
+    Audience.model_validate(
+        {"id": "x", "name": "X", "rule": 'country == "DE"', "list": {"id": 4242}}
+    ),
+]
+
+
+def test_missing_list_is_named_by_its_audience_key_when_only_some_are_resolved() -> None:
+    """Resolving only audience x (second in the file) reports `audiences[1]`, not `audiences[0]`."""
+    only = frozenset({"x"})
+    with pytest.raises(ConfigError) as raised:
+        asyncio.run(resolve_lists(OneList(), AUDIENCES, "Audiences", only=only))
+    assert str(raised.value) == "audiences[1].list.id: static list 4242 not found"
+
+
+def test_audiences_left_out_are_not_resolved() -> None:
+    """Resolving only France returns its list and never looks for x's missing one."""
+    found = asyncio.run(resolve_lists(OneList(), AUDIENCES, "Audiences", only=frozenset({"fr"})))
+    assert found == {"fr": 7}
