@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+from worker.core.ids import LeadId
 
 
 class RecordingLimiter:
@@ -30,3 +33,12 @@ class RecordingLimiter:
     def quota_exhausted(self) -> None:
         """Record a 607."""
         self.quota_exhausted_calls += 1
+
+
+@dataclass(frozen=True)
+class Result:
+    """One record's outcome in a Marketo answer, as fakes of the list writer give it."""
+
+    status: str
+    lead_id: LeadId | None = None
+    reasons: tuple[tuple[str, str], ...] = ()

@@ -64,6 +64,10 @@ class RejectionSink(Protocol):
 
 
 INVALID_VALUE = "invalid_value"  # a mapped value Marketo would refuse (1003); never sent
+TOO_LARGE = "http_413"  # the body is over Marketo's 1 MB: split the call (API.md §7.1)
+# A whole call refused (credentials, permissions, a deleted list, a bug): no record in it was
+# judged, so none becomes a rejection; the call waits this long and its offsets stay held.
+REFUSED_BACKOFF_S = 60.0
 
 SyncRow = tuple[str, LeadId | None, str, str]  # status, lead id, reason code, reason message
 
@@ -131,11 +135,14 @@ class Flusher:
             call = self._next_call(now, force)
             if call is None:
                 break
-            task = asyncio.create_task(self._run(call))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._spawn(call)
             started += 1
         return started
+
+    def _spawn(self, call: LeadSyncCall | ListCall) -> None:
+        task = asyncio.create_task(self._run(call))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def _next_call(self, now: float, force: bool) -> LeadSyncCall | ListCall | None:
         lead_sync = self.outbox.next_lead_sync(now, force)
@@ -156,9 +163,21 @@ class Flusher:
             log.info("flush.call_abandoned", records=len(call.taken))
             return
         except RequestRejected as exc:
-            settled = self.outbox.reject_call(call, exc.code, str(exc))
+            if exc.code != TOO_LARGE:
+                log.error("flush.call_refused", code=exc.code, records=len(call.taken))
+                self._retry_later(call, exc, backoff_s=REFUSED_BACKOFF_S)
+                return
+            if len(call.taken) > 1:
+                for half in _halves(call):
+                    self._spawn(half)
+                return
+            settled = self.outbox.reject_call(call, exc.code, str(exc))  # one record too large
         except (MarketoError, OSError, TimeoutError) as exc:
             self._retry_later(call, exc, backoff_s=1.0)
+            return
+        except Exception as exc:  # a bug must not strand the call: its entries would stay in flight
+            log.exception("flush.call_failed", records=len(call.taken))
+            self._retry_later(call, exc, backoff_s=5.0)
             return
         self._apply(settled)
 
@@ -260,3 +279,14 @@ def _first_reason(result: RecordResult) -> tuple[str, str]:
         return ("", "")
     code, message = result.reasons[0]
     return (code, message)
+
+
+def _halves(call: LeadSyncCall | ListCall) -> list[LeadSyncCall | ListCall]:
+    """The call as two calls of half its records each."""
+    cut = len(call.taken) // 2
+    if isinstance(call, LeadSyncCall):
+        return [LeadSyncCall(call.taken[:cut]), LeadSyncCall(call.taken[cut:])]
+    return [
+        ListCall(call.audience, call.op, call.taken[:cut], call.lead_ids[:cut]),
+        ListCall(call.audience, call.op, call.taken[cut:], call.lead_ids[cut:]),
+    ]

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import msgspec
 
+from tests.fakes import Result
 from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, LeadId, ListId, Record
 from worker.core.ledger import OffsetLedger
@@ -31,13 +31,6 @@ CODEC = StateCodec(AUDIENCES.paths)
 LIST, LEAD = ListId(1), LeadId(7)
 Changelog = list[tuple[bytes, bytes | None]]
 Wanted = Callable[[], bool] | None
-
-
-@dataclass(frozen=True)
-class Result:
-    status: str
-    lead_id: LeadId | None = None
-    reasons: tuple[tuple[str, str], ...] = ()
 
 
 class Marketo:

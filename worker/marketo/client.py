@@ -18,7 +18,7 @@ import msgspec
 import structlog
 
 from worker.core.ids import LeadId, ListId
-from worker.errors import RequestRejected
+from worker.errors import MarketoUnavailable, RequestRejected
 from worker.marketo import responses as rs
 from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo, RecordResult
 from worker.marketo.transport import FORM, Endpoint, Limiter, Observer, Query, Request, Transport
@@ -239,7 +239,10 @@ class MarketoClient:
         results = rs.record_results(reply.result or [])
         if len(results) != expected:
             # Callers zip results with their input: a short answer would misattribute lead ids.
-            raise RequestRejected("result_count", f"{len(results)} results for {expected} records")
+            # Not a refusal of the records: unknown what Marketo did, so the call is retried.
+            raise MarketoUnavailable(
+                "result_count", f"{len(results)} results for {expected} records"
+            )
         for status, count in Counter(r.status for r in results).items():
             self._transport.observer.records(request.endpoint, status, count)
         return results

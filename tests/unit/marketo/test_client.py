@@ -402,10 +402,11 @@ async def test_more_than_300_records_is_a_value_error_before_any_request(rig: Ri
     assert rig.fake.seen == []
 
 
-async def test_short_result_is_rejected(rig: Rig) -> None:
-    """Fewer results than records would misattribute ids, so the call is rejected."""
+async def test_short_result_fails_the_call_as_unavailable(rig: Rig) -> None:
+    """Fewer results than records would misattribute ids; what Marketo did is unknown, so the
+    call fails as retriable, not as a refusal of its records."""
     rig.fake.script(MEMBERS, ADDED)
-    with pytest.raises(RequestRejected, match="result_count"):
+    with pytest.raises(MarketoUnavailable, match="result_count"):
         await rig.client.add_to_list(ListId(77), [LeadId(1), LeadId(2)])
 
 

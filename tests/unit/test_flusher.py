@@ -1,0 +1,125 @@
+"""The flusher's answer to whole-call failures: what is retried, split, or held (fake writer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+
+from tests.fakes import Result
+from worker.core.fields import Converter, FieldSpec
+from worker.core.ids import AudienceId, LeadId, ListId, ProfileId
+from worker.core.ledger import OffsetLedger
+from worker.core.outbox import Outbox
+from worker.core.profile import ProfileState
+from worker.core.snapshot import StateCodec
+from worker.core.store import StateStore
+from worker.errors import RequestRejected
+from worker.flusher import Flusher, LeadFields
+from worker.telemetry.metrics import Metrics
+
+A = AudienceId("a")
+PROFILES = [ProfileId(f"p{i}") for i in range(3)]
+
+
+class Writer:
+    """Adds leads to lists, or fails as `fail` says for a call of so many leads."""
+
+    def __init__(self, fail: Callable[[int], Exception | None]) -> None:
+        self.fail = fail
+        self.sizes: list[int] = []
+
+    async def sync_leads(
+        self, records: Sequence[Mapping[str, object]], *, action: str, lookup_field: str
+    ) -> list[Result]:
+        raise AssertionError("every profile has a lead id")
+
+    async def add_to_list(
+        self,
+        list_id: ListId,
+        lead_ids: Sequence[LeadId],
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> list[Result]:
+        self.sizes.append(len(lead_ids))
+        error = self.fail(len(lead_ids))
+        if error is not None:
+            raise error
+        return [Result("added") for _ in lead_ids]
+
+    async def remove_from_list(
+        self,
+        list_id: ListId,
+        lead_ids: Sequence[LeadId],
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> list[Result]:
+        raise AssertionError("no removal here")
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.rejections: list[bytes] = []
+
+    def rejection(self, key: bytes, value: bytes) -> None:
+        self.rejections.append(value)
+
+
+def flusher_with_three_adds(writer: Writer) -> tuple[Flusher, OffsetLedger, Sink]:
+    """Three known persons entering list A, read at offsets 0-2 of partition 0."""
+    store, ledger, sink = StateStore(StateCodec(())), OffsetLedger(), Sink()
+    store.assign(0)
+    ledger.assign(0)
+    outbox = Outbox([A], 300, 0.0)
+    fields = {"email": FieldSpec("email", "email", 255, True)}
+    flusher = Flusher(
+        outbox,
+        writer,
+        store,
+        ledger,
+        sink,
+        Metrics(),
+        {A: ListId(77)},
+        LeadFields("email", Converter([], fields), match_only=False),
+        max_in_flight=1,
+    )
+    for offset, profile in enumerate(PROFILES):
+        state = ProfileState(ts_ms=1, offset=offset, email=f"{profile}@x.io", lead_id=LeadId(9))
+        store.put(0, profile, state)
+        ledger.read(0, offset)
+        outbox.enqueue(profile, state, {A: True}, lambda o=offset: ledger.hold(0, o), 0.0)
+    return flusher, ledger, sink
+
+
+async def one_round(flusher: Flusher) -> None:
+    """Start the due calls and wait until they, and any they spawned, have ended."""
+    flusher.start_due(100.0, force=True)
+    for _ in range(10):  # bounded: a split spawns at most a few generations here
+        if not flusher.tasks:
+            return
+        await asyncio.gather(*flusher.tasks)
+    raise AssertionError("calls still running")
+
+
+async def test_a_whole_call_refused_holds_its_offsets_and_rejects_no_record() -> None:
+    """603 (access denied) judged no record: nothing is a rejection, the changes wait, and
+    their offsets stay uncommitted."""
+    writer = Writer(lambda _n: RequestRejected("603", "Access denied"))
+    flusher, ledger, sink = flusher_with_three_adds(writer)
+    await one_round(flusher)
+    assert (sink.rejections, flusher.outbox.size(), ledger.committable()) == ([], 3, {0: 0})
+
+
+async def test_a_call_too_large_is_split_until_its_halves_pass() -> None:
+    """HTTP 413 splits the call in halves, each sent on its own; every record gets through."""
+    too_large = RequestRejected("http_413", "request too large")
+    writer = Writer(lambda n: too_large if n > 2 else None)
+    flusher, ledger, sink = flusher_with_three_adds(writer)
+    await one_round(flusher)
+    assert (sorted(writer.sizes), sink.rejections) == ([1, 2, 3], [])
+    assert ledger.committable() == {0: 3}
+
+
+async def test_an_unexpected_error_puts_the_call_back() -> None:
+    """A bug in a call's path must not strand its changes in flight: they are retried."""
+    writer = Writer(lambda _n: RuntimeError("boom"))
+    flusher, ledger, _ = flusher_with_three_adds(writer)
+    await one_round(flusher)
+    assert (flusher.outbox.size(), ledger.committable()) == (3, {0: 0})
