@@ -19,6 +19,7 @@ StateOf = Callable[[ProfileId], ProfileState | None]
 LeadOf = Callable[[ProfileId], LeadId | None]  # cheaper than the whole state (head only)
 SUCCESS = frozenset({"created", "updated", "added", "removed"})
 NOT_IN_LIST = "1015"  # removing a non-member: the list already is as we want it
+LEAD_NOT_FOUND = "1004"  # the lead id is gone from Marketo (the person was merged or deleted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,14 +208,21 @@ class Outbox:
         buffer.finish(call.taken)
         settled = Settled([], [], [])
         for item, (status, code, message) in zip(call.taken, results, strict=True):
+            state = state_of(item.key)
+            if call.op is Op.ADD and code == LEAD_NOT_FOUND and state and state.email:
+                settled.holds.extend(self._resync_lead(item, state.email, buffer))
+                state.lead_id = None
+                settled.changed.append(item.key)
+                continue
             settled.holds.append(item.entry.hold)
-            ok = status in SUCCESS or (call.op is Op.REMOVE and code == NOT_IN_LIST)
+            # a non-member, or a lead Marketo no longer has, is out of the list as wanted
+            gone = code in (NOT_IN_LIST, LEAD_NOT_FOUND)
+            ok = status in SUCCESS or (call.op is Op.REMOVE and gone)
             if not ok:
                 settled.rejections.append(
                     Rejection(item.key, call.audience, call.op, code, message)
                 )
                 continue
-            state = state_of(item.key)
             if state is not None:
                 member = call.op is Op.ADD
                 state.acked = (
@@ -222,6 +230,17 @@ class Outbox:
                 )
                 settled.changed.append(item.key)
         return settled
+
+    def _resync_lead(
+        self, item: Taken[ProfileId, bool], email: str, buffer: CoalescingBuffer[ProfileId, bool]
+    ) -> list[Hold | None]:
+        """Sync the person again (by email) for a lead id Marketo no longer knows, and put the
+        add back to wait for the new id, unless a newer change replaced it (its hold is then
+        returned for release)."""
+        waiting = self.leads.pending(email) or frozenset()
+        self.leads.put(email, waiting | {item.key}, None, item.entry.since)
+        self.syncing[item.key] = email
+        return buffer.give_back([item])
 
     def settle_lead_sync(
         self,

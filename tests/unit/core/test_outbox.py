@@ -102,8 +102,8 @@ def test_refused_record_becomes_a_rejection_with_its_code() -> None:
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     call = outbox.next_list_call(leads(states), now=100.0)
     assert call is not None
-    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
-    assert [(r.profile, r.code) for r in settled.rejections] == [(P, "1004")]
+    settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")], states.get)
+    assert [(r.profile, r.code) for r in settled.rejections] == [(P, "1008")]
     assert states[P].acked == frozenset()
     assert settled.holds == [Hold(0, 0, ledger.epoch(0) or 0)]
 
@@ -119,6 +119,34 @@ def test_removing_a_non_member_counts_as_done() -> None:
     settled = outbox.settle_list_call(call, [("skipped", "1015", "Lead not in list")], states.get)
     assert settled.rejections == []
     assert states[P].acked == frozenset()
+
+
+def test_an_add_for_a_lead_marketo_lost_syncs_the_person_again_and_waits() -> None:
+    """1004 on an add (the lead was merged or deleted): the old id is forgotten, the person is
+    synced again by email, and the add waits for the new id, its offset still held."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    call = outbox.next_list_call(leads(states), now=100.0)
+    assert call is not None
+    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
+    assert (settled.rejections, settled.holds, states[P].lead_id) == ([], [], None)
+    sync = outbox.next_lead_sync(now=100.0, force=True)
+    assert sync is not None
+    assert [item.key for item in sync.taken] == ["ann@example.com"]
+    assert outbox.lists[A].pending(P) is True
+
+
+def test_removing_a_lead_marketo_lost_counts_as_done() -> None:
+    """1004 on a remove: a lead Marketo no longer has is in no list, as wanted."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    states[P].acked = frozenset({A})
+    enqueue(outbox, ledger, states[P], {A: False}, offset=0)
+    call = outbox.next_list_call(leads(states), now=100.0)
+    assert call is not None
+    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
+    assert (settled.rejections, states[P].acked) == ([], frozenset())
 
 
 def test_match_only_unknown_person_is_unmatched_not_rejected() -> None:
