@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -78,10 +78,8 @@ class Limiter:
 
     def observe_usage(self, used: int) -> None:
         """Note the instance's calls today (stats/usage.json); park if the usable quota is spent."""
-        now = self._clock()
-        wall = self._wall_clock()
-        self._budget.observe_usage(quota_day(wall, self._zone), used)
-        self._today(now, wall)
+        self._budget.observe_usage(quota_day(self._wall_clock(), self._zone), used)
+        self._wake()
 
     def set_share(self, share: float) -> None:
         """Spend `share` (assigned / total partitions) of the group budget."""
@@ -93,32 +91,41 @@ class Limiter:
         return self._budget.quota_remaining(quota_day(self._wall_clock(), self._zone))
 
     def quota_parked_until(self) -> float | None:
-        """Monotonic time the quota park ends, or None: the loop pauses partitions meanwhile."""
-        return self._budget.parked_until(self._clock())
+        """Monotonic time the quota park ends (a 607, or this replica's part of the day spent),
+        or None: the loop pauses partitions meanwhile."""
+        now = self._clock()
+        parked = self._budget.parked_until(now)
+        spent_until = self._spent_until(now, self._wall_clock())
+        if spent_until is None:
+            return parked
+        return spent_until if parked is None else max(parked, spent_until)
 
     async def _acquire(self) -> CallTicket:
         waited_s = 0.0
         while True:
-            now = self._clock()
-            day = self._today(now, self._wall_clock())
-            wait_s = self._budget.wait_s(now)
+            now, wall = self._clock(), self._wall_clock()
+            wait_s = self._budget.wait_s(now)  # first: it brings a due share change into force
+            # Looked at afresh each time, not parked on: a larger share (a rebalance) or a new
+            # day gives calls back at once.
+            spent_until = self._spent_until(now, wall)
+            if spent_until is not None:
+                wait_s = max(wait_s, spent_until - now)
             if wait_s <= 0:
                 break
             await self._nap(min(wait_s, MAX_NAP_S), self._changed)
             waited_s += self._clock() - now
-        # No await since wait_s() said 0: no other task can take the room first.
-        ticket = self._budget.start(now, day=day)
+        # No await since the checks: no other task can take the room or the quota first.
+        ticket = self._budget.start(now, day=quota_day(wall, self._zone))
         if waited_s > 0 and self._on_wait is not None:
             self._on_wait(waited_s)
         return ticket
 
-    def _today(self, now: float, wall: datetime) -> date:
-        """The quota day; parks until its end once this replica's part of it is spent."""
-        day = quota_day(wall, self._zone)
+    def _spent_until(self, now: float, wall: datetime) -> float | None:
+        """The reset (midnight in the quota zone) while this replica's part of today is spent."""
         budget = self._budget
-        if budget.share > 0 and budget.quota_remaining(day) <= 0:
-            budget.park(until=now + seconds_until_midnight(wall, self._zone))
-        return day
+        if budget.share > 0 and budget.quota_remaining(quota_day(wall, self._zone)) <= 0:
+            return now + seconds_until_midnight(wall, self._zone)
+        return None
 
     async def _nap(self, delay_s: float, changed: asyncio.Event) -> None:
         """Sleep `delay_s`, or less if `changed` is set meanwhile."""

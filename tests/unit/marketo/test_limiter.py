@@ -228,6 +228,43 @@ async def test_instance_usage_at_usable_quota_parks_until_midnight() -> None:
     assert limiter.quota_parked_until() == 3600.0
 
 
+async def test_a_larger_share_gives_back_the_calls_a_spent_quota_held() -> None:
+    """A replica that spent its part of the day calls again once a rebalance raises its
+    share, long before midnight."""
+    vt = VirtualTime()
+    limiter, budget = build(vt, quota=100, share=0.1)
+    await quick_calls(limiter, 10)
+    caller = Caller(limiter)
+    await eventually(vt.settled)
+    limiter.set_share(1.0)
+    while not caller.entered:
+        assert vt.now <= budget.share_delay_s
+        vt.advance(1.0)
+        await eventually(lambda: caller.entered or vt.settled())
+    assert limiter.quota_parked_until() is None
+    await caller.finish()
+
+
+async def test_a_share_raised_from_zero_with_the_day_spent_waits_for_the_reset() -> None:
+    """Given partitions on a day the instance has spent, a call waits for midnight (no
+    error escapes the limiter)."""
+    vt = VirtualTime()
+    limiter, budget = build(vt, quota=1000, reserve=100, share=0.0)
+    limiter.observe_usage(900)
+    limiter.set_share(0.5)
+    caller = Caller(limiter)
+    vt.advance(budget.share_delay_s)
+    await eventually(vt.settled)
+    assert (caller.entered, caller.task.done(), limiter.quota_parked_until()) == (
+        False,
+        False,
+        3600.0,
+    )
+    caller.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller.task
+
+
 async def test_606_delays_the_next_call_by_a_window() -> None:
     """After a 606 the next call waits a whole window."""
     vt = VirtualTime()
