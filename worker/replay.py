@@ -1,7 +1,9 @@
 """`marketo-worker replay-dlq CONFIG`: re-publish dead letters that decode under the current config.
 
 Reads the dead-letter topic once (group `<group_id>.replay-dlq`, so a second run starts where this
-one stopped); records that still fail are reported and left in the topic. Never touches Marketo.
+one stopped); records that still fail are reported and left in the topic, where a run with
+`--from-beginning` reads them again after a further fix (records it replays twice are harmless:
+the worker keeps each profile's newest event). Never touches Marketo.
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ def main(argv: list[str]) -> int:
         "--dry-run", action="store_true", help="report what would be replayed; publish nothing"
     )
     parser.add_argument("--max", type=int, default=None, help="handle at most N dead letters")
+    parser.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="read every dead letter again, not only those after the last run",
+    )
     args = parser.parse_args(argv)
     if args.max is not None and args.max < 1:
         parser.error("--max must be at least 1")
@@ -69,7 +76,9 @@ def main(argv: list[str]) -> int:
         return 2
     configure(settings.telemetry.log_level, settings.telemetry.log_format)
     try:
-        summary = replay(settings, dry_run=args.dry_run, limit=args.max)
+        summary = replay(
+            settings, dry_run=args.dry_run, limit=args.max, from_beginning=args.from_beginning
+        )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -77,14 +86,17 @@ def main(argv: list[str]) -> int:
     return 0 if summary.delivered and not summary.failing else 1
 
 
-def replay(settings: Settings, *, dry_run: bool, limit: int | None) -> Summary:
+def replay(
+    settings: Settings, *, dry_run: bool, limit: int | None, from_beginning: bool = False
+) -> Summary:
     """Read the dead letters once; publish (unless `dry_run`) and commit the ones that decode."""
     k = settings.kafka
     config = settings.kafka.client_config()
     partitions = partition_count(config, k.topic)
     if partitions is None:
         raise ConfigError(f"kafka.topic: input topic {k.topic!r} does not exist")
-    reader = DeadLetterReader(config, k.dead_letter_topic, f"{k.group_id}.replay-dlq")
+    group = f"{k.group_id}.replay-dlq"
+    reader = DeadLetterReader(config, k.dead_letter_topic, group, from_beginning=from_beginning)
     publisher = None if dry_run else InputRepublisher(config, k.topic)
     summary = Summary()
     try:
@@ -136,6 +148,8 @@ def print_summary(summary: Summary, *, dry_run: bool, out: TextIO) -> None:
     for sample in summary.samples:
         where = f"partition {sample.partition} offset {sample.offset}"
         print(f"  {where}: {sample.kind}: {sample.message}", file=out)
+    if failing:
+        print("they stay in the topic: after a further fix, run with --from-beginning", file=out)
     if not summary.delivered:
         print("replayed records were not all delivered: nothing committed, run again", file=out)
     if not summary.complete:

@@ -198,3 +198,13 @@ def test_max_stops_after_n_records_and_the_next_run_goes_on(
     config = fixed_config(dead, tmp_path)
     handled = [handled_by(replay(config, "--max", "1")), handled_by(replay(config))]
     assert handled == [1, 2]
+
+
+def test_from_beginning_reads_again_what_a_run_already_passed(
+    dead: DeadLetters, tmp_path: Path
+) -> None:
+    """Records a run left failing are read again with --from-beginning, not skipped for good."""
+    config = fixed_config(dead, tmp_path)
+    assert handled_by(replay(config)) == 3
+    assert handled_by(replay(config)) == 0
+    assert handled_by(replay(config, "--from-beginning")) == 3

@@ -49,8 +49,11 @@ def partition_count(config: Mapping[str, str], topic: str) -> int | None:
 class DeadLetterReader:
     """Reads a topic from a group's committed offsets to the end as of `read()`'s start."""
 
-    def __init__(self, config: Mapping[str, str], topic: str, group_id: str) -> None:
+    def __init__(
+        self, config: Mapping[str, str], topic: str, group_id: str, *, from_beginning: bool = False
+    ) -> None:
         self.topic = topic
+        self.from_beginning = from_beginning  # ignore the group's position: read every record
         self.complete = True  # False when the read stopped on its idle timeout before the end
         self._next: dict[int, int] = {}  # partition -> offset after the last record taken
         self._consumer = Consumer(
@@ -91,7 +94,7 @@ class DeadLetterReader:
         starts: list[TopicPartition] = []
         for tp in tps:
             low, high = self._consumer.get_watermark_offsets(tp, timeout=15)
-            start = max(committed.get(tp.partition, -1), low)
+            start = low if self.from_beginning else max(committed.get(tp.partition, -1), low)
             if start < high:
                 ends[tp.partition] = high
                 starts.append(TopicPartition(self.topic, tp.partition, start))
