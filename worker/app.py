@@ -157,17 +157,23 @@ def build_loop(
     flusher = build_flusher(settings, metrics, edges, publisher, store)
     loop: Loop
 
+    def share() -> float:
+        # at most all of it: partitions added to the input since start-up count for nothing
+        # (their state partitions do not exist; writing state there stops the worker)
+        return min(1.0, len(loop.assigned) / edges.partitions)
+
     def assigned(parts: set[int]) -> None:
         loop.on_assign(parts)
-        limiter.set_share(len(loop.assigned) / edges.partitions)
+        limiter.set_share(share())
 
     def revoked(parts: set[int]) -> None:
         loop.on_revoke(parts)
-        limiter.set_share(len(loop.assigned) / edges.partitions)
+        limiter.set_share(share())
 
     def on_stats(stats_json: str) -> None:
         for partition, lag in consumer_lag(stats_json, k.topic).items():
-            metrics.consumer_lag.labels(str(partition)).set(lag)
+            if partition in loop.assigned:  # stats may still name a partition just revoked
+                metrics.consumer_lag.labels(str(partition)).set(lag)
         metrics.daily_quota_remaining.set(limiter.quota_remaining())
         metrics.ready.set(1 if _readiness(loop)[0] else 0)
 

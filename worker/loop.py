@@ -7,6 +7,7 @@ run as tasks (worker.flusher), and offsets are committed from the ledger only (D
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -148,6 +149,11 @@ class Loop:
             self.ledger.revoke(partition)
             self.store.drop(partition)
             self.replay_until.pop(partition, None)
+            # a partition's gauges belong to its owner: a frozen value here would keep a lag
+            # alert firing (or silent) after the new owner caught up
+            for gauge in (self.metrics.committed_offset, self.metrics.consumer_lag):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(str(partition))
         self.assigned -= partitions
         self.paused -= partitions
         log.info("partitions.revoked", partitions=sorted(partitions))
@@ -279,7 +285,8 @@ class Loop:
         elif (
             not blocked
             and self.paused
-            and self.outbox.size() < self.settings.max_buffered_changes // 2
+            # at least 1: with a bound of 1, half of it rounds to 0 and nothing would resume
+            and self.outbox.size() < max(1, self.settings.max_buffered_changes // 2)
         ):
             self.consumer.resume(self.paused & active)
             log.info("partitions.resumed", partitions=sorted(self.paused))

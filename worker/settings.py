@@ -42,6 +42,10 @@ from worker.errors import RuleError
 
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+# client settings of the classic group protocol only: the consumer protocol has the broker decide
+_CLASSIC_GROUP_ONLY = frozenset(
+    {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"}
+)
 _SLUG = re.compile(r"^[a-z0-9._-]{1,64}$")
 # from_values() hands its environment mapping to the env source through this, so that tests
 # and `validate` never depend on the process environment.
@@ -101,6 +105,20 @@ class KafkaSettings(BaseModel):
     # repr=False: options may hold sasl.password or ssl.key.password
     options: dict[str, LibrdkafkaValue] = Field(default_factory=dict, repr=False)
     max_event_bytes: int = Field(default=65_536, ge=1)
+
+    @field_validator("options")
+    @classmethod
+    def _group_protocol_options(cls, options: dict[str, str]) -> dict[str, str]:
+        # librdkafka refuses to create a KIP-848 consumer with these (kafka/NOTES.md §2): say so
+        # at validation, not as a traceback once the worker runs
+        if options.get("group.protocol", "consumer") == "consumer":
+            refused = sorted(_CLASSIC_GROUP_ONLY & options.keys())
+            if refused:
+                raise ValueError(
+                    f"{', '.join(refused)}: not settable with the consumer group protocol "
+                    "(KIP-848); set group.consumer.* on the broker, or group.protocol: classic"
+                )
+        return options
 
     def client_config(self) -> dict[str, str]:
         """librdkafka settings shared by every client: bootstrap plus the pass-through options."""

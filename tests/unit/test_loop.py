@@ -6,6 +6,9 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping
 
+import orjson
+from prometheus_client import generate_latest
+
 from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, LeadId, ListId, ProfileId, Record
 from worker.core.ledger import OffsetLedger
@@ -79,6 +82,7 @@ def make_loop(
     consumer: FakeConsumer,
     clock: list[float],
     publisher: FakePublisher | None = None,
+    max_buffered: int = 1000,
 ) -> Loop:
     audiences = AUDIENCES
     fields = {"email": FieldSpec("email", "email", 255, True)}
@@ -93,7 +97,7 @@ def make_loop(
         LeadFields("email", Converter([], fields), match_only=False),
         max_in_flight=1,
     )
-    settings = LoopSettings("in", 65536, 1000, 1.0, handover_s=0.0)
+    settings = LoopSettings("in", 65536, max_buffered, 1.0, handover_s=0.0)
     return Loop(
         consumer,
         publisher or FakePublisher(),
@@ -215,3 +219,40 @@ async def test_a_call_started_during_a_backlog_runs_before_the_next_batch() -> N
     consumer = BacklogConsumer(stop)
     await make_loop(lambda _p: [], consumer, [0.0]).run(stop)
     assert consumer.call_ran_after == [1]
+
+
+def upsert(offset: int, country: str) -> Record:
+    body = {
+        "profile_id": "p1",
+        "ts": offset + 1,
+        "op": "upsert",
+        "identities": {"email": "a@x.io"},
+        "attributes": {"country": country},
+    }
+    return Record(0, offset, b"p1", orjson.dumps(body))
+
+
+async def test_a_buffer_bound_of_one_pauses_and_resumes() -> None:
+    """With flush.max_buffered_changes 1, a full buffer pauses the partition and an empty one
+    resumes it (half of 1 rounds to 0: the resume bound is at least 1)."""
+    consumer = FakeConsumer()
+    loop = make_loop(lambda _p: [], consumer, [0.0], max_buffered=1)
+    await restore(loop, consumer)
+    loop.process(upsert(0, "FR"), 0.0)  # enters: a lead sync and an add wait
+    await loop.run_once()
+    paused = 0 not in consumer.resumed
+    loop.process(upsert(1, "DE"), 0.0)  # exits before any flush: nothing waits any more
+    await loop.run_once()
+    assert (paused, consumer.resumed) == (True, {0})
+
+
+def test_a_revoked_partition_leaves_no_gauge_behind() -> None:
+    """Its committed offset and lag are the new owner's to report; a frozen value here would
+    keep a lag alert firing."""
+    loop = make_loop(lambda _p: [], FakeConsumer(), [0.0])
+    loop.on_assign({0})
+    loop.metrics.committed_offset.labels("0").set(5)
+    loop.metrics.consumer_lag.labels("0").set(9)
+    loop.on_revoke({0})
+    exported = generate_latest(loop.metrics.registry).decode()
+    assert 'partition="0"' not in exported

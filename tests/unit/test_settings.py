@@ -218,6 +218,21 @@ def test_nested_librdkafka_option_is_an_error(load: Load) -> None:
     assert "kafka.options.sasl:" in message
 
 
+def test_a_classic_group_option_is_an_error_with_the_consumer_protocol(load: Load) -> None:
+    """librdkafka would refuse the KIP-848 consumer at run time; validation says it first."""
+    options = {"session.timeout.ms": 30000}
+    message = _errors(load, lambda d: d.update(kafka={"options": options}))
+    assert "kafka.options" in message
+    assert "session.timeout.ms" in message
+
+
+def test_a_classic_group_option_is_accepted_with_the_classic_protocol(load: Load) -> None:
+    """group.protocol: classic keeps the classic group settings available."""
+    options = {"group.protocol": "classic", "session.timeout.ms": 30000}
+    settings = load(lambda d: d.update(kafka={"options": options}))
+    assert settings.kafka.options["session.timeout.ms"] == "30000"
+
+
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8099", "http://localhost:8099", "http://[::1]:8099", "https://x.com"]
 )

@@ -18,10 +18,17 @@ BATCH = 2_000
 BATCH_WAIT_S = 0.05
 
 
+class RestoreInterrupted(Exception):
+    """The worker is stopping: the state partition was not read to its end."""
+
+
 def read_partition(
     config: Mapping[str, str], topic: str, partition: int, should_stop: Callable[[], bool]
 ) -> Iterator[list[tuple[bytes, bytes | None]]]:
-    """Yield batches of (key, value) from the partition's start up to its high watermark."""
+    """Yield batches of (key, value) from the partition's start up to its high watermark.
+
+    Raise RestoreInterrupted when `should_stop` ends the read first: a partial image must never
+    pass for the whole state (a shutdown would then vouch for it with the clean marker)."""
     consumer = Consumer(
         {
             **config,
@@ -57,6 +64,8 @@ def read_partition(
                     batch.append((key, message.value()))
             if batch:
                 yield batch
+        if position < high:
+            raise RestoreInterrupted(f"stopped at offset {position} of {high}")
     finally:
         consumer.close()
 
