@@ -125,6 +125,9 @@ class Flusher:
         self.wall = wall
         self.tasks: set[asyncio.Task[None]] = set()
         self.backpressure_until = 0.0  # monotonic; set when Marketo keeps refusing work for now
+        # a list (None: the lead syncs) whose last call was refused as a whole waits alone,
+        # so a deleted list or a missing permission never holds back the other lists
+        self.refused_until: dict[AudienceId | None, float] = {}
 
     def start_due(self, now: float, force: bool = False) -> int:
         """Start calls for due buffers while slots are free; return how many started."""
@@ -145,10 +148,14 @@ class Flusher:
         task.add_done_callback(self.tasks.discard)
 
     def _next_call(self, now: float, force: bool) -> LeadSyncCall | ListCall | None:
-        lead_sync = self.outbox.next_lead_sync(now, force)
-        if lead_sync is not None:
-            return lead_sync
-        return self.outbox.next_list_call(self.store.lead_id, now, force)
+        # refusals are waited out even when forced (a shutdown's drain): they would not pass
+        refused = {key for key, until in self.refused_until.items() if until > now}
+        if None not in refused:
+            lead_sync = self.outbox.next_lead_sync(now, force)
+            if lead_sync is not None:
+                return lead_sync
+        lists = {key for key in refused if key is not None}
+        return self.outbox.next_list_call(self.store.lead_id, now, force, skip=lists)
 
     async def _run(self, call: LeadSyncCall | ListCall) -> None:
         try:
@@ -164,8 +171,7 @@ class Flusher:
             return
         except RequestRejected as exc:
             if exc.code != TOO_LARGE:
-                log.error("flush.call_refused", code=exc.code, records=len(call.taken))
-                self._retry_later(call, exc, backoff_s=REFUSED_BACKOFF_S)
+                self._refused(call, exc)
                 return
             if len(call.taken) > 1:
                 for half in _halves(call):
@@ -184,8 +190,16 @@ class Flusher:
     def _retry_later(self, call: LeadSyncCall | ListCall, exc: Exception, backoff_s: float) -> None:
         for hold in self.outbox.retry_later(call, self._is_current):
             self.ledger.release(hold)
-        self.backpressure_until = time.monotonic() + backoff_s
+        # a longer wait already decided (a 607) is not cut short by another call's failure
+        self.backpressure_until = max(self.backpressure_until, time.monotonic() + backoff_s)
         log.warning("flush.retry_later", error=str(exc), records=len(call.taken))
+
+    def _refused(self, call: LeadSyncCall | ListCall, exc: RequestRejected) -> None:
+        for hold in self.outbox.retry_later(call, self._is_current):
+            self.ledger.release(hold)
+        key = call.audience if isinstance(call, ListCall) else None
+        self.refused_until[key] = time.monotonic() + REFUSED_BACKOFF_S
+        log.error("flush.call_refused", code=exc.code, audience=key, records=len(call.taken))
 
     async def _send(self, call: LeadSyncCall | ListCall) -> Settled:
         if isinstance(call, LeadSyncCall):

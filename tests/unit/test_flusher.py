@@ -17,16 +17,18 @@ from worker.errors import RequestRejected
 from worker.flusher import Flusher, LeadFields
 from worker.telemetry.metrics import Metrics
 
-A = AudienceId("a")
+A, B = AudienceId("a"), AudienceId("b")
+LISTS = {A: ListId(77), B: ListId(78)}
 PROFILES = [ProfileId(f"p{i}") for i in range(3)]
 
 
 class Writer:
-    """Adds leads to lists, or fails as `fail` says for a call of so many leads."""
+    """Adds leads to lists, or fails as `fail` says for a call to a list of so many leads."""
 
-    def __init__(self, fail: Callable[[int], Exception | None]) -> None:
+    def __init__(self, fail: Callable[[ListId, int], Exception | None]) -> None:
         self.fail = fail
         self.sizes: list[int] = []
+        self.added: list[ListId] = []
 
     async def sync_leads(
         self, records: Sequence[Mapping[str, object]], *, action: str, lookup_field: str
@@ -40,9 +42,10 @@ class Writer:
         still_wanted: Callable[[], bool] | None = None,
     ) -> list[Result]:
         self.sizes.append(len(lead_ids))
-        error = self.fail(len(lead_ids))
+        error = self.fail(list_id, len(lead_ids))
         if error is not None:
             raise error
+        self.added.append(list_id)
         return [Result("added") for _ in lead_ids]
 
     async def remove_from_list(
@@ -62,12 +65,14 @@ class Sink:
         self.rejections.append(value)
 
 
-def flusher_with_three_adds(writer: Writer) -> tuple[Flusher, OffsetLedger, Sink]:
-    """Three known persons entering list A, read at offsets 0-2 of partition 0."""
+def flusher_with_three_adds(
+    writer: Writer, lists: Sequence[AudienceId] = (A,)
+) -> tuple[Flusher, OffsetLedger, Sink]:
+    """Three known persons, read at offsets 0-2 of partition 0, entering `lists` in turn."""
     store, ledger, sink = StateStore(StateCodec(())), OffsetLedger(), Sink()
     store.assign(0)
     ledger.assign(0)
-    outbox = Outbox([A], 300, 0.0)
+    outbox = Outbox(list(LISTS), 300, 0.0)
     fields = {"email": FieldSpec("email", "email", 255, True)}
     flusher = Flusher(
         outbox,
@@ -76,15 +81,17 @@ def flusher_with_three_adds(writer: Writer) -> tuple[Flusher, OffsetLedger, Sink
         ledger,
         sink,
         Metrics(),
-        {A: ListId(77)},
+        LISTS,
         LeadFields("email", Converter([], fields), match_only=False),
         max_in_flight=1,
     )
     for offset, profile in enumerate(PROFILES):
-        state = ProfileState(ts_ms=1, offset=offset, email=f"{profile}@x.io", lead_id=LeadId(9))
+        lead = LeadId(10 + offset)
+        state = ProfileState(ts_ms=1, offset=offset, email=f"{profile}@x.io", lead_id=lead)
         store.put(0, profile, state)
         ledger.read(0, offset)
-        outbox.enqueue(profile, state, {A: True}, lambda o=offset: ledger.hold(0, o), 0.0)
+        flips = {lists[offset % len(lists)]: True}
+        outbox.enqueue(profile, state, flips, lambda o=offset: ledger.hold(0, o), 0.0)
     return flusher, ledger, sink
 
 
@@ -101,7 +108,7 @@ async def one_round(flusher: Flusher) -> None:
 async def test_a_whole_call_refused_holds_its_offsets_and_rejects_no_record() -> None:
     """603 (access denied) judged no record: nothing is a rejection, the changes wait, and
     their offsets stay uncommitted."""
-    writer = Writer(lambda _n: RequestRejected("603", "Access denied"))
+    writer = Writer(lambda _list, _n: RequestRejected("603", "Access denied"))
     flusher, ledger, sink = flusher_with_three_adds(writer)
     await one_round(flusher)
     assert (sink.rejections, flusher.outbox.size(), ledger.committable()) == ([], 3, {0: 0})
@@ -110,7 +117,7 @@ async def test_a_whole_call_refused_holds_its_offsets_and_rejects_no_record() ->
 async def test_a_call_too_large_is_split_until_its_halves_pass() -> None:
     """HTTP 413 splits the call in halves, each sent on its own; every record gets through."""
     too_large = RequestRejected("http_413", "request too large")
-    writer = Writer(lambda n: too_large if n > 2 else None)
+    writer = Writer(lambda _list, n: too_large if n > 2 else None)
     flusher, ledger, sink = flusher_with_three_adds(writer)
     await one_round(flusher)
     assert (sorted(writer.sizes), sink.rejections) == ([1, 2, 3], [])
@@ -119,7 +126,18 @@ async def test_a_call_too_large_is_split_until_its_halves_pass() -> None:
 
 async def test_an_unexpected_error_puts_the_call_back() -> None:
     """A bug in a call's path must not strand its changes in flight: they are retried."""
-    writer = Writer(lambda _n: RuntimeError("boom"))
+    writer = Writer(lambda _list, _n: RuntimeError("boom"))
     flusher, ledger, _ = flusher_with_three_adds(writer)
     await one_round(flusher)
     assert (flusher.outbox.size(), ledger.committable()) == (3, {0: 0})
+
+
+async def test_a_list_refused_as_a_whole_does_not_hold_back_the_others() -> None:
+    """List A was deleted (1013): its changes wait alone; list B's are sent meanwhile, and
+    A's next attempt waits for the refusal's backoff."""
+    gone = RequestRejected("1013", "Object not found")
+    writer = Writer(lambda list_id, _n: gone if list_id == LISTS[A] else None)
+    flusher, _, _ = flusher_with_three_adds(writer, lists=(A, B))
+    await one_round(flusher)
+    await one_round(flusher)
+    assert (writer.added, writer.sizes, flusher.outbox.size()) == ([LISTS[B]], [2, 1], 2)

@@ -7,7 +7,7 @@ entry needs the person's lead id; until the lead sync returns it, the entry wait
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from worker.core.buffers import CoalescingBuffer, Entry, Taken
@@ -144,15 +144,24 @@ class Outbox:
         taken = self.leads.take(self.max_batch)
         for item in taken:
             for profile in item.entry.value:
-                self.syncing.pop(profile, None)
+                if self.syncing.get(profile) == item.key:  # not when it waits under a new email
+                    del self.syncing[profile]
         return LeadSyncCall(taken) if taken else None
 
-    def next_list_call(self, lead_of: LeadOf, now: float, force: bool = False) -> ListCall | None:
-        """Return a call for a due list: full batches first (most records per call), and among
-        equals the list whose oldest change waited longest, so that no list starves and holds
-        back the commit of every partition."""
+    def next_list_call(
+        self,
+        lead_of: LeadOf,
+        now: float,
+        force: bool = False,
+        skip: Container[AudienceId] = (),
+    ) -> ListCall | None:
+        """Return a call for a due list but those to `skip`: full batches first (most records
+        per call), and among equals the list whose oldest change waited longest, so that no
+        list starves and holds back the commit of every partition."""
         due = []
         for audience, buffer in self.lists.items():
+            if audience in skip:
+                continue
             oldest = buffer.oldest_since()
             if oldest is not None and (force or self._is_due(oldest, len(buffer), now)):
                 # a partial batch that waited ten lingers ranks with the full ones: no starvation
@@ -171,12 +180,20 @@ class Outbox:
         if not first:
             return None
         op_member = first[0].entry.value
-        rest = buffer.take(
-            self.max_batch - 1,
-            lambda p, m: m == op_member and lead_of(p) is not None,
-        )
-        taken = [*first, *rest]
-        lead_ids = [lead_of(item.key) or LeadId(0) for item in taken]
+        lead_ids = [lead_of(first[0].key) or LeadId(0)]
+        seen = set(lead_ids)
+
+        def eligible(profile: ProfileId, member: bool) -> bool:
+            # one lead id once per call: profiles sharing a person (one email) would make
+            # Marketo answer fewer results than ids; the other waits for the next call
+            lead = lead_of(profile) if member == op_member else None
+            if lead is None or lead in seen:
+                return False
+            seen.add(lead)
+            lead_ids.append(lead)
+            return True
+
+        taken = [*first, *buffer.take(self.max_batch - 1, eligible)]
         return ListCall(audience, Op.ADD if op_member else Op.REMOVE, taken, lead_ids)
 
     def retry_later(
@@ -186,7 +203,12 @@ class Outbox:
         a partition since revoked (not `current`: the new owner sends them); return the holds
         freed."""
         if isinstance(call, LeadSyncCall):
-            self.syncing.update((p, item.key) for item in call.taken for p in item.entry.value)
+            for item in call.taken:
+                newer = self.leads.pending(item.key)
+                if newer is not None:  # others with this email came meanwhile: one sync for all
+                    self.leads.put(item.key, newer | item.entry.value, None, item.entry.since)
+                for profile in item.entry.value:
+                    self.syncing.setdefault(profile, item.key)  # unless it waits under another
             return self.leads.give_back(call.taken)
         return self.lists[call.audience].give_back(call.taken, lambda e: current(e.hold))
 
@@ -209,10 +231,14 @@ class Outbox:
         settled = Settled([], [], [])
         for item, (status, code, message) in zip(call.taken, results, strict=True):
             state = state_of(item.key)
+            still_wanted = buffer.pending(item.key) is None  # no newer change replaced the add
             if call.op is Op.ADD and code == LEAD_NOT_FOUND and state and state.email:
-                settled.holds.extend(self._resync_lead(item, state.email, buffer))
-                state.lead_id = None
-                settled.changed.append(item.key)
+                if still_wanted:
+                    self._resync_lead(item, state.email, buffer)
+                    state.lead_id = None
+                    settled.changed.append(item.key)
+                else:
+                    settled.holds.append(item.entry.hold)  # settled: not in the list, as wanted
                 continue
             settled.holds.append(item.entry.hold)
             # a non-member, or a lead Marketo no longer has, is out of the list as wanted
@@ -233,14 +259,13 @@ class Outbox:
 
     def _resync_lead(
         self, item: Taken[ProfileId, bool], email: str, buffer: CoalescingBuffer[ProfileId, bool]
-    ) -> list[Hold | None]:
+    ) -> None:
         """Sync the person again (by email) for a lead id Marketo no longer knows, and put the
-        add back to wait for the new id, unless a newer change replaced it (its hold is then
-        returned for release)."""
+        add back to wait for the new id."""
         waiting = self.leads.pending(email) or frozenset()
         self.leads.put(email, waiting | {item.key}, None, item.entry.since)
         self.syncing[item.key] = email
-        return buffer.give_back([item])
+        buffer.give_back([item])
 
     def settle_lead_sync(
         self,

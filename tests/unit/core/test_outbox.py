@@ -254,3 +254,65 @@ def test_a_partial_list_that_waited_long_is_not_starved_by_full_ones() -> None:
     second = outbox.next_list_call(leads(states), now=11.0)
     assert second is not None
     assert second.audience == B  # waited 11 lingers: its turn, although A is full again
+
+
+def test_a_failed_lead_sync_merges_with_a_newer_one_for_the_same_email() -> None:
+    """Two profiles sharing an email: the failed sync of one is not dropped because the other
+    queued the same email meanwhile; one sync carries both."""
+    outbox, ledger, states = setup()
+    q = ProfileId("p-2")
+    states[q] = ProfileState(ts_ms=1, offset=1, email="ann@example.com")
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    failed = outbox.next_lead_sync(now=100.0, force=True)
+    assert failed is not None
+    outbox.enqueue(q, states[q], {A: True}, lambda: ledger.hold(0, 1), 0.0)
+    outbox.retry_later(failed, lambda _hold: True)
+    retried = outbox.next_lead_sync(now=100.0, force=True)
+    assert retried is not None
+    assert [(i.key, i.entry.value) for i in retried.taken] == [("ann@example.com", {P, q})]
+
+
+def test_a_delete_cancels_the_sync_under_the_new_email_after_the_old_one_was_sent() -> None:
+    """The index of pending syncs follows the profile's current email: sending the sync of its
+    old email does not make the new one uncancellable."""
+    outbox = Outbox([A, B], max_batch=1, linger_s=1.0)
+    ledger = OffsetLedger()
+    ledger.assign(0)
+    enqueue(outbox, ledger, ProfileState(ts_ms=1, offset=0, email="old@x.io"), {A: True}, 0)
+    enqueue(outbox, ledger, ProfileState(ts_ms=2, offset=1, email="new@x.io"), {B: True}, 1)
+    sent = outbox.next_lead_sync(now=100.0, force=True)
+    assert sent is not None
+    assert [item.key for item in sent.taken] == ["old@x.io"]
+    erased = ProfileState(ts_ms=3, offset=2, deleted=True)
+    enqueue(outbox, ledger, erased, {A: False, B: False}, offset=2)
+    assert outbox.next_lead_sync(now=100.0, force=True) is None
+
+
+def test_a_list_call_names_each_lead_once() -> None:
+    """Profiles sharing a person (one lead id) go in separate calls, so Marketo answers one
+    result per id."""
+    outbox, ledger, states = setup()
+    q = ProfileId("p-2")
+    states[P].lead_id = LeadId(7)
+    states[q] = ProfileState(ts_ms=1, offset=1, email="ann@example.com", lead_id=LeadId(7))
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    outbox.enqueue(q, states[q], {A: True}, lambda: ledger.hold(0, 1), 0.0)
+    first = outbox.next_list_call(leads(states), now=100.0, force=True)
+    second = outbox.next_list_call(leads(states), now=100.0, force=True)
+    assert first is not None
+    assert second is not None
+    assert (first.lead_ids, second.lead_ids) == ([LeadId(7)], [LeadId(7)])
+
+
+def test_an_add_lost_to_1004_and_replaced_by_a_remove_syncs_no_one() -> None:
+    """Once a newer remove replaced the add, a 1004 answer settles it: no person is created
+    only to be removed."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    call = outbox.next_list_call(leads(states), now=100.0)
+    assert call is not None
+    enqueue(outbox, ledger, states[P], {A: False}, offset=1)
+    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
+    assert (settled.rejections, states[P].lead_id) == ([], LeadId(7))
+    assert outbox.next_lead_sync(now=100.0, force=True) is None
