@@ -22,7 +22,7 @@ from worker.checks import startup_checks
 from worker.config_file import load_settings
 from worker.core import drift, snapshot
 from worker.core.ids import AudienceId, LeadId, ListId
-from worker.core.outbox import NOT_IN_LIST
+from worker.core.outbox import LEAD_NOT_FOUND, NOT_IN_LIST
 from worker.core.profile import ProfileState
 from worker.errors import ConfigError, MarketoError
 from worker.flusher import LeadFields, ListWriter, RecordResult
@@ -38,7 +38,7 @@ log = structlog.get_logger("worker.resync")
 T = TypeVar("T")
 EMAIL = ("id", "email")  # the member fields read: the lead id and the match key
 SHOWN = 10  # differences listed per direction and list by --dry-run
-Tally = Counter[str]  # what a repair did to one list: added, removed, refused
+Tally = Counter[str]  # what a repair did to one list: added, removed, refused, unmatched
 
 
 def main(argv: list[str]) -> int:
@@ -188,6 +188,9 @@ class Repair:
         self.fields = fields
         self.states = states
         self.synced: dict[str, LeadId] = {}  # lead ids Marketo gave in this run
+        # match_only: persons Marketo does not know are not created, as the worker does not
+        # (counted, like the worker's `unmatched`, not refused: a rerun cannot change them)
+        self.unmatched: set[str] = set()
 
     async def run(
         self, lists: Mapping[AudienceId, ListId], drifts: Mapping[AudienceId, drift.Drift]
@@ -239,6 +242,8 @@ class Repair:
             for (email, _), result in zip(sendable, results, strict=True):
                 if result.lead_id is not None and result.status in {"created", "updated"}:
                     self.synced[email] = result.lead_id
+                elif self.fields.match_only and _code(result) == LEAD_NOT_FOUND:
+                    self.unmatched.add(email)
                 else:
                     code = _code(result)
                     log.warning("resync.sync_refused", code=code, email=email_hash(email))
@@ -248,7 +253,9 @@ class Repair:
     ) -> list[drift.Wanted]:
         """Add; return the persons whose old lead id Marketo no longer knows (1004)."""
         ready = [(w, w.lead_id or self.synced.get(w.email)) for w in wanted]
-        tally["refused"] += sum(1 for _, lead_id in ready if lead_id is None)  # not synced
+        for w, lead_id in ready:
+            if lead_id is None:  # not synced
+                tally["unmatched" if w.email in self.unmatched else "refused"] += 1
         pairs = [(w, lead_id) for w, lead_id in ready if lead_id is not None]
         stale: list[drift.Wanted] = []
         for chunk in _chunks(pairs):
@@ -309,6 +316,9 @@ def print_outcome(
         for counts in ([tallies[a][key] for key in ("added", "removed", "refused")],)
     ]
     print(_table((*header, "refused"), rows), file=out)
+    unmatched = sum(t["unmatched"] for t in tallies.values())
+    if unmatched:
+        print(f"{unmatched} persons unknown to Marketo were not created (match_only)", file=out)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
