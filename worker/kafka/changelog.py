@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 # Records per consume(): the message objects of one batch are freed in the middle of the states
 # kept, and stay the process's memory (10,000 left 6 MB more than 2,000 for 200,000 profiles).
@@ -16,6 +23,18 @@ BATCH = 2_000
 # consume() returns when a batch is full or this has passed: the last, partial batch of a
 # partition costs this much, once (1 s made a 50k-profile restore take 1.1 s instead of 0.1 s)
 BATCH_WAIT_S = 0.05
+
+
+# errors that retrying this read cannot cure: the partition or the right to read it is gone
+_GIVE_UP = frozenset(
+    {
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+    }
+)
 
 
 class RestoreInterrupted(Exception):
@@ -51,16 +70,12 @@ def read_partition(
             # a compacted log has gaps: fewer records than offsets remain, so the end is known
             # by librdkafka's end-of-partition event, never by counting (that waits a timeout)
             for message in consumer.consume(BATCH, BATCH_WAIT_S):
-                error, offset = message.error(), message.offset()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        position = high
+                after = _position_after(message, high)
+                if after is None:
                     continue
-                if offset is None:
-                    continue
-                position = offset + 1
-                key = message.key()
-                if key is not None and offset < high:
+                position = after
+                key = message.key() if message.error() is None else None
+                if key is not None and after <= high:
                     batch.append((key, message.value()))
             if batch:
                 yield batch
@@ -78,3 +93,18 @@ def read_end_offset(config: Mapping[str, str], topic: str, partition: int) -> in
         return int(high)
     finally:
         consumer.close()
+
+
+def _position_after(message: Message, high: int) -> int | None:
+    """The read position after `message` (`high` at the end of the partition), or None when it
+    moves nothing (a passing error). An error no retry of this read cures raises: the restore
+    fails (logged, tried again a second later) rather than waiting in silence."""
+    error = message.error()
+    if error is None:
+        offset = message.offset()
+        return None if offset is None else offset + 1
+    if error.code() == KafkaError._PARTITION_EOF:
+        return high
+    if error.fatal() or error.code() in _GIVE_UP:
+        raise KafkaException(error)
+    return None

@@ -6,17 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from worker.kafka import changelog
 from worker.kafka.changelog import RestoreInterrupted, read_partition
 
 
 class Message:
-    def __init__(self, offset: int) -> None:
+    def __init__(self, offset: int, error: KafkaError | None = None) -> None:
         self._offset = offset
+        self._error = error
 
-    def error(self) -> None:
-        return None
+    def error(self) -> KafkaError | None:
+        return self._error
 
     def offset(self) -> int:
         return self._offset
@@ -66,3 +68,22 @@ def test_a_stop_before_the_end_raises_instead_of_returning_part_of_the_state() -
     stops = iter([False, True])
     with pytest.raises(RestoreInterrupted):
         read(read_partition({}, "state", 0, lambda: next(stops)))
+
+
+class GonePartition(FourRecords):
+    """The state partition disappeared (or the right to read it): every fetch fails so."""
+
+    def consume(self, _n: int, _timeout: float) -> list[Message]:
+        self.position += 1
+        if self.position > 100:  # bounded: a reader that keeps waiting fails the test
+            raise AssertionError("the read kept waiting for records that cannot come")
+        return [Message(-1, KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))]
+
+
+def test_an_error_no_retry_cures_fails_the_read_instead_of_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The restore is then retried and logged, rather than hanging with its partition paused."""
+    monkeypatch.setattr(changelog, "Consumer", GonePartition)
+    with pytest.raises(KafkaException):
+        read(read_partition({}, "state", 0, lambda: False))
