@@ -36,9 +36,12 @@ class Taken(Generic[K, V]):
 class CoalescingBuffer(Generic[K, V]):
     """Pending entries per key, plus the keys whose call is in flight."""
 
-    def __init__(self) -> None:
+    def __init__(self, presence: dict[K, int] | None = None) -> None:
         self._pending: dict[K, Entry[V]] = {}  # insertion order = age order (updates keep place)
         self._in_flight: dict[K, Entry[V]] = {}
+        # shared by several buffers: per key, in how many of them it has an entry pending or
+        # in flight (absent: none), so a key's absence from all is one lookup
+        self._presence = presence
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -61,7 +64,7 @@ class CoalescingBuffer(Generic[K, V]):
         """Buffer `value` for `key`, replacing a pending one; return the replaced entry's hold."""
         entry = self._pending.get(key)
         if entry is None:
-            self._pending[key] = Entry(value, hold, now)
+            self._add_pending(key, Entry(value, hold, now))
             return None
         replaced, entry.value, entry.hold = entry.hold, value, hold  # keeps its age and place
         return replaced
@@ -69,7 +72,11 @@ class CoalescingBuffer(Generic[K, V]):
     def cancel(self, key: K) -> Hold | None:
         """Drop the pending entry for `key` (e.g. enter then exit before a flush)."""
         entry = self._pending.pop(key, None)
-        return None if entry is None else entry.hold
+        if entry is None:
+            return None
+        if key not in self._in_flight:
+            self._lose(key)
+        return entry.hold
 
     def oldest_since(self) -> float | None:
         """Return when the oldest pending entry was buffered."""
@@ -109,18 +116,42 @@ class CoalescingBuffer(Generic[K, V]):
             if item.key in self._pending or not keep(item.entry):
                 released.append(item.entry.hold)
             else:
-                self._pending[item.key] = item.entry
+                self._add_pending(item.key, item.entry)
         return released
 
     def _end_flight(self, item: Taken[K, V]) -> None:
         # only the call's own entry: after `drop`, another call may have the key in flight
         if self._in_flight.get(item.key) is item.entry:
-            del self._in_flight[item.key]
+            self._forget_flight(item.key)
 
     def drop(self, should_drop: Callable[[Entry[V]], bool]) -> list[Hold | None]:
         """Remove pending entries that match (revoked partitions), and forget calls in flight
         for such entries (their answers no longer count); return the pending ones' holds."""
         for key in [key for key, entry in self._in_flight.items() if should_drop(entry)]:
-            del self._in_flight[key]
+            self._forget_flight(key)
         doomed = [key for key, entry in self._pending.items() if should_drop(entry)]
-        return [self._pending.pop(key).hold for key in doomed]
+        return [self.cancel(key) for key in doomed]
+
+    # -- presence: every change of a key's pending or in-flight entry goes through these --
+
+    def _add_pending(self, key: K, entry: Entry[V]) -> None:
+        if key not in self._in_flight:
+            self._gain(key)
+        self._pending[key] = entry
+
+    def _forget_flight(self, key: K) -> None:
+        del self._in_flight[key]
+        if key not in self._pending:
+            self._lose(key)
+
+    def _gain(self, key: K) -> None:
+        if self._presence is not None:
+            self._presence[key] = self._presence.get(key, 0) + 1
+
+    def _lose(self, key: K) -> None:
+        if self._presence is not None:
+            left = self._presence[key] - 1
+            if left:
+                self._presence[key] = left
+            else:
+                del self._presence[key]

@@ -6,13 +6,15 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from worker.core.ids import AudienceId
 from worker.core.profile import ProfileState
-from worker.core.rule_values import json_equal
 from worker.core.rules import Rule
 
 CONSENT_PREFIX = "consent."
 _CONTAINERS = (list, dict)
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +113,15 @@ def _changed_heads(before: Mapping[str, object], after: Mapping[str, object]) ->
     if before is after:
         return set()
     was = before.get
-    # `!=` alone takes 1 for true and [1] for [true], which the rules do not: then JSON equality
+    # `!=` alone takes 1 for true and [1] for [true], which the rules do not: a type check
+    # for scalars, and for containers their JSON text (stricter still: 1 and 1.0, or another
+    # key order, only cost an evaluation), a C-level comparison on the hot path
     changed = {
         key
         for key, value in after.items()
         if (old := was(key)) != value
         or type(old) is not type(value)
-        or (type(value) in _CONTAINERS and not json_equal(old, value))
+        or (type(value) in _CONTAINERS and _encode(old) != _encode(value))
     }
     if not before.keys() <= after.keys():
         changed.update(before.keys() - after.keys())

@@ -19,6 +19,7 @@ StateOf = Callable[[ProfileId], ProfileState | None]
 LeadOf = Callable[[ProfileId], LeadId | None]  # cheaper than the whole state (head only)
 SUCCESS = frozenset({"created", "updated", "added", "removed"})
 NOT_IN_LIST = "1015"  # removing a non-member: the list already is as we want it
+_NOTHING: frozenset[AudienceId] = frozenset()
 LEAD_NOT_FOUND = "1004"  # the lead id is gone from Marketo (the person was merged or deleted)
 
 
@@ -64,8 +65,10 @@ class Outbox:
     """The buffers, their due calls, and the effect of each call's results on profile state."""
 
     def __init__(self, audiences: Sequence[AudienceId], max_batch: int, linger_s: float) -> None:
+        # per profile, how many lists have a change for it pending or in flight
+        self._busy: dict[ProfileId, int] = {}
         self.lists: dict[AudienceId, CoalescingBuffer[ProfileId, bool]] = {
-            audience: CoalescingBuffer() for audience in audiences
+            audience: CoalescingBuffer(self._busy) for audience in audiences
         }
         self.leads: CoalescingBuffer[str, frozenset[ProfileId]] = CoalescingBuffer()
         # the email each profile's pending lead sync is buffered under: the state that cancels
@@ -116,6 +119,8 @@ class Outbox:
     def outstanding(self, profile: ProfileId) -> frozenset[AudienceId]:
         """The audiences with a change for `profile` buffered or in flight: what Marketo has
         for them is not settled yet."""
+        if profile not in self._busy:  # the usual answer, asked of every state at each commit
+            return _NOTHING
         return frozenset(a for a, b in self.lists.items() if b.has(profile))
 
     def _forget_lead_sync(self, profile: ProfileId) -> None:

@@ -45,9 +45,8 @@ class _Unwritten:
     since: int  # the store's commit count when it first changed
     first_offset: int | None  # the first event not in the changelog; None: only acks changed
     awaiting: bool = False  # Marketo has yet to acknowledge a membership (as last encoded)
-    # the record to write when it differs from the state at rest: with calls outstanding, the
-    # memberships they concern are written unacknowledged (see take_dirty)
-    record: bytes | None = None
+    # memberships with a call outstanding when last encoded: written unacknowledged (take_dirty)
+    unknown: frozenset[AudienceId] = frozenset()
 
     def may_wait(self, limit: int | None, commits: int) -> bool:
         """Tell whether the record can wait past a commit to `limit` (None: this partition's
@@ -184,9 +183,8 @@ class StateStore:
             partition, state = self._hot[profile]
             self._cold[partition][profile.encode()] = encode(state)
             mark = self._unwritten[partition][profile]
-            unknown = outstanding(profile)
-            mark.record = encode(state, unknown) if unknown else None
-            mark.awaiting = state.desired != state.acked or bool(unknown)
+            mark.unknown = outstanding(profile)
+            mark.awaiting = state.desired != state.acked or bool(mark.unknown)
         self._changed.clear()
         self._hot.clear()
         self._new = 0  # every new profile was changed, so it is at rest now
@@ -200,6 +198,9 @@ class StateStore:
                 if committing is None or not mark.may_wait(limit, self._commits)
             ]
             for profile in due:
-                record = unwritten.pop(profile).record
-                out.append((partition, profile, record or states[profile.encode()]))
+                unknown = unwritten.pop(profile).unknown
+                data = states[profile.encode()]
+                if unknown:  # the few written while a call is out (the others wait for it)
+                    data = encode(self.codec.decode(data), unknown)
+                out.append((partition, profile, data))
         return out

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from worker.core.buffers import CoalescingBuffer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from worker.core.buffers import CoalescingBuffer, Taken
 from worker.core.ledger import Hold
 
 
@@ -93,3 +96,43 @@ def test_drop_forgets_a_matching_call_in_flight() -> None:
     new = buffer.take(10)
     buffer.finish(old)  # the old call ends: the new one is still in flight
     assert ([t.key for t in new], buffer.in_flight("p1")) == (["p1"], False)
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "cancel", "take", "finish", "give_back", "drop"]),
+        st.integers(0, 1),  # which buffer
+        st.sampled_from(["p1", "p2", "p3"]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPS)
+def test_shared_presence_counts_the_buffers_holding_each_key(
+    ops: list[tuple[str, int, str]],
+) -> None:
+    """Whatever the operations, the shared count of a key is the number of buffers where it is
+    pending or in flight (the outbox reads a key's absence from it in one lookup)."""
+    presence: dict[str, int] = {}
+    buffers: list[CoalescingBuffer[str, bool]] = [CoalescingBuffer(presence) for _ in range(2)]
+    calls: list[list[list[Taken[str, bool]]]] = [[], []]
+    for op, index, key in ops:
+        buffer = buffers[index]
+        if op == "put":
+            buffer.put(key, True, hold(ord(key[-1])), now=0.0)  # p2 even: kept on give_back
+        elif op == "cancel":
+            buffer.cancel(key)
+        elif op == "take":
+            calls[index].append(buffer.take(2))
+        elif op in ("finish", "give_back") and calls[index]:
+            taken = calls[index].pop(0)
+            if op == "finish":
+                buffer.finish(taken)
+            else:
+                buffer.give_back(taken, keep=lambda e: e.hold is None or e.hold.offset % 2 == 0)
+        elif op == "drop":
+            buffer.drop(lambda entry: entry.value)
+    expected = {k: n for k in ("p1", "p2", "p3") if (n := sum(b.has(k) for b in buffers))}
+    assert presence == expected
