@@ -36,12 +36,13 @@ class Taken(Generic[K, V]):
 class CoalescingBuffer(Generic[K, V]):
     """Pending entries per key, plus the keys whose call is in flight."""
 
-    def __init__(self, presence: dict[K, int] | None = None) -> None:
+    def __init__(self, presence: dict[K, set[str]] | None = None, name: str = "") -> None:
         self._pending: dict[K, Entry[V]] = {}  # insertion order = age order (updates keep place)
         self._in_flight: dict[K, Entry[V]] = {}
-        # shared by several buffers: per key, in how many of them it has an entry pending or
-        # in flight (absent: none), so a key's absence from all is one lookup
+        # shared by several buffers: per key, the names of those where it has an entry pending
+        # or in flight (absent: none), so what holds a key is one lookup, not one per buffer
         self._presence = presence
+        self._name = name
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -146,12 +147,11 @@ class CoalescingBuffer(Generic[K, V]):
 
     def _gain(self, key: K) -> None:
         if self._presence is not None:
-            self._presence[key] = self._presence.get(key, 0) + 1
+            self._presence.setdefault(key, set()).add(self._name)
 
     def _lose(self, key: K) -> None:
         if self._presence is not None:
-            left = self._presence[key] - 1
-            if left:
-                self._presence[key] = left
-            else:
+            names = self._presence[key]
+            names.discard(self._name)
+            if not names:
                 del self._presence[key]

@@ -65,10 +65,10 @@ class Outbox:
     """The buffers, their due calls, and the effect of each call's results on profile state."""
 
     def __init__(self, audiences: Sequence[AudienceId], max_batch: int, linger_s: float) -> None:
-        # per profile, how many lists have a change for it pending or in flight
-        self._busy: dict[ProfileId, int] = {}
+        # per profile, the lists with a change for it pending or in flight
+        self._busy: dict[ProfileId, set[str]] = {}
         self.lists: dict[AudienceId, CoalescingBuffer[ProfileId, bool]] = {
-            audience: CoalescingBuffer(self._busy) for audience in audiences
+            audience: CoalescingBuffer(self._busy, audience) for audience in audiences
         }
         self.leads: CoalescingBuffer[str, frozenset[ProfileId]] = CoalescingBuffer()
         # the email each profile's pending lead sync is buffered under: the state that cancels
@@ -119,9 +119,8 @@ class Outbox:
     def outstanding(self, profile: ProfileId) -> frozenset[AudienceId]:
         """The audiences with a change for `profile` buffered or in flight: what Marketo has
         for them is not settled yet."""
-        if profile not in self._busy:  # the usual answer, asked of every state at each commit
-            return _NOTHING
-        return frozenset(a for a, b in self.lists.items() if b.has(profile))
+        lists = self._busy.get(profile)  # asked of every changed state at each commit
+        return _NOTHING if lists is None else frozenset(map(AudienceId, lists))
 
     def _forget_lead_sync(self, profile: ProfileId) -> None:
         """Drop a pending lead sync that no list entry waits for any more (a deleted person is

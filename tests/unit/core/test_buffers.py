@@ -110,13 +110,15 @@ OPS = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(OPS)
-def test_shared_presence_counts_the_buffers_holding_each_key(
+def test_shared_presence_names_the_buffers_holding_each_key(
     ops: list[tuple[str, int, str]],
 ) -> None:
-    """Whatever the operations, the shared count of a key is the number of buffers where it is
-    pending or in flight (the outbox reads a key's absence from it in one lookup)."""
-    presence: dict[str, int] = {}
-    buffers: list[CoalescingBuffer[str, bool]] = [CoalescingBuffer(presence) for _ in range(2)]
+    """Whatever the operations, the shared presence of a key names the buffers where it is
+    pending or in flight (the outbox reads it in one lookup)."""
+    presence: dict[str, set[str]] = {}
+    buffers: list[CoalescingBuffer[str, bool]] = [
+        CoalescingBuffer(presence, name) for name in ("b0", "b1")
+    ]
     calls: list[list[list[Taken[str, bool]]]] = [[], []]
     for op, index, key in ops:
         buffer = buffers[index]
@@ -134,5 +136,8 @@ def test_shared_presence_counts_the_buffers_holding_each_key(
                 buffer.give_back(taken, keep=lambda e: e.hold is None or e.hold.offset % 2 == 0)
         elif op == "drop":
             buffer.drop(lambda entry: entry.value)
-    expected = {k: n for k in ("p1", "p2", "p3") if (n := sum(b.has(k) for b in buffers))}
+    names = {"b0": buffers[0], "b1": buffers[1]}
+    expected = {
+        k: held for k in ("p1", "p2", "p3") if (held := {n for n, b in names.items() if b.has(k)})
+    }
     assert presence == expected
