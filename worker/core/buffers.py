@@ -57,10 +57,6 @@ class CoalescingBuffer(Generic[K, V]):
         entry = self._in_flight.get(key)
         return None if entry is None else entry.value
 
-    def has(self, key: K) -> bool:
-        """Tell whether `key` has an entry pending or in flight."""
-        return key in self._pending or key in self._in_flight
-
     def put(self, key: K, value: V, hold: Hold | None, now: float) -> Hold | None:
         """Buffer `value` for `key`, replacing a pending one; return the replaced entry's hold."""
         entry = self._pending.get(key)

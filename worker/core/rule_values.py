@@ -46,7 +46,7 @@ def _scalar_equal(x: object, y: object) -> bool:
     return x is None and y is None
 
 
-def json_equal(x: object, y: object) -> bool:
+def _equal(x: object, y: object) -> bool:
     """JSON equality: 1 == 1.0, true != 1; iterative so deep nesting cannot overflow the stack."""
     if not isinstance(x, _NESTED):  # the common case, without building a stack
         return _scalar_equal(x, y)
@@ -83,7 +83,7 @@ def _contains(container: object, item: object) -> bool | None:
     if isinstance(container, _SEQUENCES):
         if isinstance(item, str):  # a str equals only a str, so Python's `in` is already exact
             return item in container
-        return any(json_equal(item, element) for element in container)
+        return any(_equal(item, element) for element in container)
     if isinstance(container, _TEXT_OR_OBJECT):  # substring, or key of an object
         return item in container if isinstance(item, str) else None
     return None
@@ -91,12 +91,12 @@ def _contains(container: object, item: object) -> bool | None:
 
 def eq(x: object, y: object) -> bool | None:
     """`==`: unknown with a null side (`== null` is compiled apart, as a null test)."""
-    return None if x is None or y is None else json_equal(x, y)
+    return None if x is None or y is None else _equal(x, y)
 
 
 def ne(x: object, y: object) -> bool | None:
     """`!=`: unknown with a null side, like `==`."""
-    return None if x is None or y is None else not json_equal(x, y)
+    return None if x is None or y is None else not _equal(x, y)
 
 
 def _ordering(sign_test: Callable[[int], bool]) -> Test:
