@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
 from worker.core.ledger import Hold, OffsetLedger
-from worker.core.outbox import LeadOf, Outbox
+from worker.core.outbox import LeadOf, ListCall, Outbox
 from worker.core.profile import ProfileState
 
 A, B, C = AudienceId("a"), AudienceId("b"), AudienceId("c")
@@ -34,6 +34,21 @@ def enqueue(
     ledger.read(0, offset)
     for hold in outbox.enqueue(P, state, flips, lambda: ledger.hold(0, offset), now):
         ledger.release(hold)
+
+
+def known_person_call(
+    member: bool,
+) -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState], ListCall]:
+    """A person Marketo knows (lead 7) entering list A (or leaving it) at offset 0, and the
+    list call taken for it."""
+    outbox, ledger, states = setup()
+    states[P].lead_id = LeadId(7)
+    if not member:
+        states[P].acked = frozenset({A})
+    enqueue(outbox, ledger, states[P], {A: member}, offset=0)
+    call = outbox.next_list_call(leads(states), now=100.0)
+    assert call is not None
+    return outbox, ledger, states, call
 
 
 def test_enter_then_exit_before_flush_makes_no_call() -> None:
@@ -71,11 +86,7 @@ def test_list_entries_wait_for_the_lead_id() -> None:
 
 def test_acknowledged_add_updates_state_and_releases_the_offset() -> None:
     """Marketo's `added` records the membership and lets the offset be committed."""
-    outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
-    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    call = outbox.next_list_call(leads(states), now=100.0)
-    assert call is not None
+    outbox, ledger, states, call = known_person_call(member=True)
     assert call.op is Op.ADD
     settled = outbox.settle_list_call(call, [("added", "", "")], states.get)
     for hold in settled.holds:
@@ -86,22 +97,14 @@ def test_acknowledged_add_updates_state_and_releases_the_offset() -> None:
 
 def test_exit_while_the_add_is_in_flight_queues_a_remove() -> None:
     """The baseline is the call in flight, so an exit during an add is not lost."""
-    outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
-    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    call = outbox.next_list_call(leads(states), now=100.0)
-    assert call is not None
+    outbox, ledger, states, _call = known_person_call(member=True)
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
     assert outbox.lists[A].pending(P) is False
 
 
 def test_refused_record_becomes_a_rejection_with_its_code() -> None:
     """A skipped record is not retried: it becomes a rejection and frees its offset."""
-    outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
-    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    call = outbox.next_list_call(leads(states), now=100.0)
-    assert call is not None
+    outbox, ledger, states, call = known_person_call(member=True)
     settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")], states.get)
     assert [(r.profile, r.code) for r in settled.rejections] == [(P, "1008")]
     assert states[P].acked == frozenset()
@@ -110,12 +113,7 @@ def test_refused_record_becomes_a_rejection_with_its_code() -> None:
 
 def test_removing_a_non_member_counts_as_done() -> None:
     """Marketo's 1015 (lead not in list) on a remove means the list is already right."""
-    outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
-    states[P].acked = frozenset({A})
-    enqueue(outbox, ledger, states[P], {A: False}, offset=0)
-    call = outbox.next_list_call(leads(states), now=100.0)
-    assert call is not None
+    outbox, _ledger, states, call = known_person_call(member=False)
     settled = outbox.settle_list_call(call, [("skipped", "1015", "Lead not in list")], states.get)
     assert settled.rejections == []
     assert states[P].acked == frozenset()
@@ -124,11 +122,7 @@ def test_removing_a_non_member_counts_as_done() -> None:
 def test_an_add_for_a_lead_marketo_lost_syncs_the_person_again_and_waits() -> None:
     """1004 on an add (the lead was merged or deleted): the old id is forgotten, the person is
     synced again by email, and the add waits for the new id, its offset still held."""
-    outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
-    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    call = outbox.next_list_call(leads(states), now=100.0)
-    assert call is not None
+    outbox, _ledger, states, call = known_person_call(member=True)
     settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
     assert (settled.rejections, settled.holds, states[P].lead_id) == ([], [], None)
     sync = outbox.next_lead_sync(now=100.0, force=True)
@@ -139,12 +133,7 @@ def test_an_add_for_a_lead_marketo_lost_syncs_the_person_again_and_waits() -> No
 
 def test_removing_a_lead_marketo_lost_counts_as_done() -> None:
     """1004 on a remove: a lead Marketo no longer has is in no list, as wanted."""
-    outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
-    states[P].acked = frozenset({A})
-    enqueue(outbox, ledger, states[P], {A: False}, offset=0)
-    call = outbox.next_list_call(leads(states), now=100.0)
-    assert call is not None
+    outbox, _ledger, states, call = known_person_call(member=False)
     settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
     assert (settled.rejections, states[P].acked) == ([], frozenset())
 
@@ -307,11 +296,7 @@ def test_a_list_call_names_each_lead_once() -> None:
 def test_an_add_lost_to_1004_and_replaced_by_a_remove_syncs_no_one() -> None:
     """Once a newer remove replaced the add, a 1004 answer settles it: no person is created
     only to be removed."""
-    outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
-    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    call = outbox.next_list_call(leads(states), now=100.0)
-    assert call is not None
+    outbox, ledger, states, call = known_person_call(member=True)
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
     settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
     assert (settled.rejections, states[P].lead_id) == ([], LeadId(7))
