@@ -7,14 +7,17 @@ their rules are in worker/settings.py.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import types
+import typing
 from collections import abc
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings.exceptions import SettingsError
 
 from worker.errors import ConfigError
@@ -22,7 +25,12 @@ from worker.settings import Settings, from_values
 
 __all__ = ["load_settings"]
 
-_CREDENTIALS_HINT = "set MARKETO_CLIENT_ID / MARKETO_CLIENT_SECRET(_FILE)"
+# the only variables each credential is read from
+_CREDENTIAL_VARIABLES = {
+    "client_id": "MARKETO_CLIENT_ID",
+    "client_secret": "MARKETO_CLIENT_SECRET (or MARKETO_CLIENT_SECRET_FILE, a file holding it)",
+}
+_ENV_PREFIX = "WORKER_"
 
 
 def load_settings(
@@ -42,7 +50,7 @@ def load_settings(
     try:
         settings = from_values(data, environ)
     except ValidationError as exc:
-        problems += _describe(exc)
+        problems += _describe(exc, environ)
     except SettingsError as exc:
         message = str(exc).replace('source "_EnvironSource"', "the WORKER_* variables")
         problems.append(f"environment: {message}")
@@ -98,16 +106,23 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _misplaced_credentials(data: dict[str, Any], environ: abc.Mapping[str, str]) -> list[str]:
     problems = []
     marketo = data.get("marketo")
-    for key in ("client_id", "client_secret"):
+    for key, variable in _CREDENTIAL_VARIABLES.items():
         if isinstance(marketo, dict) and marketo.pop(key, None) is not None:
             hint = "credentials do not belong in the config file"
-            problems.append(f"marketo.{key}: {hint}: {_CREDENTIALS_HINT}")
+            problems.append(f"marketo.{key}: {hint}: set {variable} in the environment")
     for name in environ:
         if name.upper().startswith("WORKER_MARKETO__CLIENT_"):
-            problems.append(
-                f"{name}: credentials come only from the environment: {_CREDENTIALS_HINT}"
-            )
+            problems.append(f"{name}: not read: {_credential_hint(name)}")
     return problems
+
+
+def _credential_hint(name: str) -> str:
+    """Which variable to set instead of WORKER_MARKETO__CLIENT_<X>."""
+    key = name.upper().removeprefix("WORKER_MARKETO__").lower()
+    variable = _CREDENTIAL_VARIABLES.get(key.removesuffix("_file"), "")
+    if not variable:
+        return f"credentials come only from {' and '.join(_CREDENTIAL_VARIABLES.values())}"
+    return f"this credential comes only from {variable}"
 
 
 def _credentials(
@@ -145,8 +160,10 @@ def _secret(environ: abc.Mapping[str, str]) -> tuple[str, list[str]]:
 _MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
 
 
-def _describe(exc: ValidationError) -> list[str]:
-    """One `key.path: problem` line per error; inputs (perhaps secrets) are never shown."""
+def _describe(exc: ValidationError, environ: abc.Mapping[str, str]) -> list[str]:
+    """One `key.path: problem` line per error, naming the WORKER_* variable the value came from;
+    inputs (perhaps secrets) are never shown."""
+    variables = {name.upper(): name for name in environ if name.upper().startswith(_ENV_PREFIX)}
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
         base = _dotted(error["loc"])
@@ -154,8 +171,54 @@ def _describe(exc: ValidationError) -> list[str]:
         for relative, problem in pairs or [("", error["msg"])]:
             key = base + ("." if base and relative[:1] not in {"", "["} else "") + relative
             message = _MESSAGES.get(error["type"], problem).removeprefix("Value error, ")
-            lines.append(f"{key or '(top level)'}: {message}")
+            if error["type"] == "extra_forbidden":
+                message += _suggestion(error["loc"])
+            variable = _variable(key, variables)
+            source = f" (from {variable})" if variable else ""
+            lines.append(f"{key or '(top level)'}{source}: {message}")
     return lines
+
+
+def _variable(key: str, variables: abc.Mapping[str, str]) -> str | None:
+    """The WORKER_* variable that set `key` or a section holding it, if one did (the environment
+    overrides the file)."""
+    parts = key.split("[", 1)[0].split(".")
+    for end in range(len(parts), 0, -1):
+        name = variables.get(_ENV_PREFIX + "__".join(parts[:end]).upper())
+        if name is not None:
+            return name
+    return None
+
+
+def _suggestion(loc: tuple[int | str, ...]) -> str:
+    """` (did you mean x?)` when an unknown key is close to a key allowed at its level."""
+    *parents, unknown = loc
+    allowed = _keys_at(Settings, parents)
+    close = difflib.get_close_matches(str(unknown), allowed, n=1) if allowed else []
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _keys_at(model: type[BaseModel], parents: list[int | str]) -> list[str]:
+    """The keys a model allows after following `parents` (field names or aliases, list indices)."""
+    annotation: Any = model
+    for part in parents:
+        if isinstance(part, int):
+            args = typing.get_args(annotation)
+            annotation = args[0] if typing.get_origin(annotation) is list and args else None
+            continue
+        fields = _fields(annotation)
+        annotation = fields.get(part)
+    return list(_fields(annotation))
+
+
+def _fields(annotation: Any) -> dict[str, Any]:
+    """A model annotation's keys (aliases first) and their annotations; {} for anything else."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        models = [arg for arg in typing.get_args(annotation) if isinstance(arg, type)]
+        annotation = next((arg for arg in models if issubclass(arg, BaseModel)), None)
+    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return {}
+    return {info.alias or name: info.annotation for name, info in annotation.model_fields.items()}
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

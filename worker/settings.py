@@ -46,6 +46,19 @@ _PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 _CLASSIC_GROUP_ONLY = frozenset(
     {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"}
 )
+# librdkafka settings the worker sets itself: a pass-through option would be ignored or, for
+# bootstrap.servers, silently win over kafka.bootstrap_servers
+_WORKER_OWNED = {
+    "bootstrap.servers": "use kafka.bootstrap_servers",
+    "group.id": "use kafka.group_id",
+    "enable.auto.commit": "always false: offsets are committed after Marketo has the changes",
+    "enable.auto.offset.store": "always false: offsets are committed after Marketo has the changes",
+    "enable.idempotence": "always true: retries never duplicate or reorder records",
+    "acks": "always all: a record counts as written once every in-sync replica has it",
+    "delivery.report.only.error": "set by each producer for its own delivery accounting",
+}
+# Marketo's limit per instance: 100 calls in any 20 s; the sandbox on loopback has its own
+_MARKETO_CALLS, _MARKETO_WINDOW_S = 100, 20.0
 _SLUG = re.compile(r"^[a-z0-9._-]{1,64}$")
 # from_values() hands its environment mapping to the env source through this, so that tests
 # and `validate` never depend on the process environment.
@@ -105,6 +118,14 @@ class KafkaSettings(BaseModel):
     # repr=False: options may hold sasl.password or ssl.key.password
     options: dict[str, LibrdkafkaValue] = Field(default_factory=dict, repr=False)
     max_event_bytes: int = Field(default=65_536, ge=1)
+
+    @field_validator("options")
+    @classmethod
+    def _not_worker_owned(cls, options: dict[str, str]) -> dict[str, str]:
+        owned = [(key, _WORKER_OWNED[key]) for key in sorted(options) if key in _WORKER_OWNED]
+        if owned:
+            raise _problems(*((key, f"the worker sets this itself: {why}") for key, why in owned))
+        return options
 
     @field_validator("options")
     @classmethod
@@ -199,6 +220,21 @@ class MarketoSettings(BaseModel):
             )
         return url.rstrip("/")
 
+    @model_validator(mode="after")
+    def _within_marketo_limit(self) -> MarketoSettings:
+        if urlsplit(self.base_url).hostname in _LOCAL_HOSTS:
+            return self  # the local sandbox: its limits are its own command-line flags
+        budget = self.budget
+        # a window longer than Marketo's could still spend it all within 20 s; a shorter one
+        # must keep the rate of 5 calls per second
+        most = int(min(_MARKETO_CALLS, _MARKETO_CALLS * budget.window_s / _MARKETO_WINDOW_S))
+        if budget.calls_per_window > most:
+            asked = f"{budget.calls_per_window} calls per {budget.window_s:g} s"
+            limit = f"{_MARKETO_CALLS} calls per {_MARKETO_WINDOW_S:g} s per instance"
+            problem = f"{asked} is over Marketo's limit of {limit}: at most {most} in this window"
+            raise _problems(("budget.calls_per_window", problem))
+        return self
+
 
 class Mapping(BaseModel):
     """One profile attribute path written to one Marketo field."""
@@ -265,9 +301,11 @@ class Audience(BaseModel):
             raise ValueError("required with origin rule")
         if rule is not None:
             try:
-                _compile(rule)
+                compiled = _compile(rule)
             except RuleError as exc:
                 raise _problems(("", str(exc))) from None
+            if compiled.doubts:
+                raise _problems(*(("", doubt) for doubt in compiled.doubts))
         return rule
 
     @property

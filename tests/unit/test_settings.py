@@ -113,7 +113,49 @@ def test_process_environment_is_read_when_no_mapping_is_given(
 def test_misspelt_environment_key_is_an_error(load: Load) -> None:
     """A typo in a nested WORKER_ variable is reported, not silently ignored."""
     env = {**CREDENTIALS, "WORKER_FLUSH__MAX_BATCHH": "10"}
-    assert "flush.max_batchh: unknown key" in _errors(load, env=env)
+    assert "flush.max_batchh (from WORKER_FLUSH__MAX_BATCHH): unknown key" in _errors(load, env=env)
+
+
+def test_invalid_environment_value_names_its_variable(load: Load) -> None:
+    """A bad value from a WORKER_ variable is blamed on that variable, not on the file."""
+    env = {**CREDENTIALS, "WORKER_FLUSH__MAX_BATCH": "abc"}
+    assert "flush.max_batch (from WORKER_FLUSH__MAX_BATCH): Input should be" in _errors(
+        load, env=env
+    )
+
+
+def test_invalid_file_value_names_no_variable(load: Load) -> None:
+    """A bad value from the file is reported under its key alone."""
+    env = {**CREDENTIALS, "WORKER_FLUSH__MAX_LINGER_S": "2"}
+    message = _errors(load, lambda d: d.update(flush={"max_batch": "abc"}), env=env)
+    assert "\nflush.max_batch: Input should be" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "line"),
+    [
+        (lambda d: d.update(kafak={}), "kafak: unknown key (did you mean kafka?)"),
+        (
+            lambda d: d["marketo"].update(list_foldr="X"),
+            "marketo.list_foldr: unknown key (did you mean list_folder?)",
+        ),
+        (
+            lambda d: d["audiences"][0].update(lisst={}),
+            "audiences[0].lisst: unknown key (did you mean list?)",
+        ),
+    ],
+)
+def test_unknown_key_suggests_the_closest_known_key(
+    load: Load, edit: Callable[[dict[str, Any]], object], line: str
+) -> None:
+    """A typo'd key gets a "did you mean" with the closest key allowed at its level."""
+    assert line in _errors(load, edit)
+
+
+def test_unknown_key_far_from_every_known_key_gets_no_suggestion(load: Load) -> None:
+    """Nothing close, nothing suggested."""
+    lines = _errors(load, lambda d: d["marketo"].update(zzzzzz=1)).splitlines()
+    assert "marketo.zzzzzz: unknown key" in lines
 
 
 def test_unknown_yaml_key_is_an_error_naming_it(load: Load) -> None:
@@ -189,8 +231,17 @@ def test_credentials_through_worker_variables_are_refused(load: Load) -> None:
     """WORKER_MARKETO__CLIENT_SECRET is not a way around MARKETO_CLIENT_SECRET."""
     env = {**CREDENTIALS, "WORKER_MARKETO__CLIENT_SECRET": "other-secret"}
     message = _errors(load, env=env)
-    assert "WORKER_MARKETO__CLIENT_SECRET: credentials come only" in message
+    assert "WORKER_MARKETO__CLIENT_SECRET: not read:" in message
+    assert "MARKETO_CLIENT_SECRET (or MARKETO_CLIENT_SECRET_FILE" in message
     assert "other-secret" not in message
+
+
+def test_client_id_through_a_worker_variable_names_marketo_client_id(load: Load) -> None:
+    """WORKER_MARKETO__CLIENT_ID is refused with the variable to use instead."""
+    env = {**CREDENTIALS, "WORKER_MARKETO__CLIENT_ID": "other"}
+    assert "WORKER_MARKETO__CLIENT_ID: not read: this credential comes only from " in _errors(
+        load, env=env
+    )
 
 
 def test_secrets_never_appear_in_repr(load: Load) -> None:
@@ -203,10 +254,10 @@ def test_secrets_never_appear_in_repr(load: Load) -> None:
 
 def test_librdkafka_options_are_coerced_to_strings(load: Load) -> None:
     """YAML booleans and numbers become the strings librdkafka expects."""
-    options = {"enable.auto.commit": False, "linger.ms": 5, "batch.size": 1.5}
+    options = {"socket.keepalive.enable": False, "linger.ms": 5, "batch.size": 1.5}
     settings = load(lambda d: d.update(kafka={"options": options}))
     assert settings.kafka.options == {
-        "enable.auto.commit": "false",
+        "socket.keepalive.enable": "false",
         "linger.ms": "5",
         "batch.size": "1.5",
     }
@@ -224,6 +275,24 @@ def test_a_classic_group_option_is_an_error_with_the_consumer_protocol(load: Loa
     message = _errors(load, lambda d: d.update(kafka={"options": options}))
     assert "kafka.options" in message
     assert "session.timeout.ms" in message
+
+
+@pytest.mark.parametrize(
+    ("option", "instead"),
+    [
+        ("bootstrap.servers", "use kafka.bootstrap_servers"),
+        ("group.id", "use kafka.group_id"),
+        ("enable.auto.commit", "always false"),
+        ("enable.idempotence", "always true"),
+        ("acks", "always all"),
+    ],
+)
+def test_an_option_the_worker_sets_itself_is_an_error(
+    load: Load, option: str, instead: str
+) -> None:
+    """A librdkafka option the worker overrides (or that would win over a key) is refused."""
+    message = _errors(load, lambda d: d.update(kafka={"options": {option: "x"}}))
+    assert f"kafka.options.{option}: the worker sets this itself: {instead}" in message
 
 
 def test_a_classic_group_option_is_accepted_with_the_classic_protocol(load: Load) -> None:
@@ -298,6 +367,49 @@ def test_missing_ca_bundle_is_an_error(load: Load, tmp_path: Path) -> None:
 def test_invalid_budget_is_an_error(load: Load, budget: dict[str, Any], key: str) -> None:
     """Budget bounds and the quota time zone are checked, naming the key."""
     assert f"marketo.budget.{key}:" in _errors(load, lambda d: d["marketo"].update(budget=budget))
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [
+        {"calls_per_window": 500},
+        {"calls_per_window": 101},
+        {"calls_per_window": 200, "window_s": 40},
+        {"calls_per_window": 60, "window_s": 10},
+    ],
+)
+def test_budget_over_marketo_limit_is_an_error(load: Load, budget: dict[str, Any]) -> None:
+    """More than 100 calls in a window, or more than 5 calls per second, is refused by name."""
+    message = _errors(load, lambda d: d["marketo"].update(budget=budget))
+    assert "marketo.budget.calls_per_window: " in message
+    assert "over Marketo's limit of 100 calls per 20 s" in message
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [{"calls_per_window": 100}, {"calls_per_window": 50, "window_s": 10}],
+)
+def test_budget_at_marketo_limit_is_accepted(load: Load, budget: dict[str, Any]) -> None:
+    """100 calls per 20 s, or the same rate in a shorter window, is allowed."""
+    settings = load(lambda d: d["marketo"].update(budget=budget))
+    assert settings.marketo.budget.calls_per_window == budget["calls_per_window"]
+
+
+def test_budget_over_marketo_limit_is_accepted_for_the_local_sandbox(load: Load) -> None:
+    """The sandbox on loopback has its own limits (flags), so the budget may exceed Marketo's."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["marketo"].update(base_url="http://127.0.0.1:8099", budget={"calls_per_window": 1000})
+
+    assert load(edit).marketo.budget.calls_per_window == 1000
+
+
+def test_rule_ordering_an_attribute_against_a_quoted_number_is_an_error(load: Load) -> None:
+    """`ltv > "1000"` compares text and is never true of a number: refused, naming the rule."""
+    message = _errors(load, lambda d: d["audiences"][0].update(rule='ltv > "1000"'))
+    assert 'audiences[0].rule: ltv is ordered against the text "1000"' in message
+    assert "write 1000 without quotes" in message
+    assert "at column 7" in message
 
 
 def test_bad_rule_is_reported_with_its_key_and_column(load: Load) -> None:

@@ -37,6 +37,8 @@ _TESTS: dict[type[ast.cmpop], rv.Test] = {
     ast.NotIn: rv.is_not_in,
 }
 _KNOWN = ", ".join(sorted([*rv.UNARY_FUNCTIONS, *rv.BINARY_FUNCTIONS]))
+_ORDERINGS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +46,17 @@ class Rule:
     """A compiled audience rule; `paths` are every attribute path it reads.
 
     `matches(attributes, ts_ms)` tells whether the profile is in the audience and never raises
-    on JSON-like attributes. It is the compiled predicate itself, not a method wrapping it: it
-    runs for every audience of every event, and the extra call was a tenth of the evaluation.
+    on JSON-like attributes. `doubts` are valid forms that are almost surely mistakes, each with
+    its column (an attribute ordered against a quoted number); the configuration refuses them.
+    `matches` is the compiled predicate itself, not a method wrapping it: it runs for every
+    audience of every event, and the extra call was a tenth of the evaluation.
     """
 
     text: str
     paths: frozenset[str]
     matches: Predicate = field(repr=False, compare=False)
     _fails: Predicate = field(repr=False, compare=False)
+    doubts: tuple[str, ...] = ()
 
     def evaluate(self, attributes: Attributes, ts_ms: int) -> bool | None:
         """Return True, False, or None when a null or a type mismatch leaves it unknown."""
@@ -65,8 +70,8 @@ def compile_rule(text: str) -> Rule:
     source = _Source(text)
     compiler = _Compiler(source)
     condition = compiler.condition(source.parse())
-    paths = frozenset(compiler.paths)
-    return Rule(text=text, paths=paths, matches=condition.holds, _fails=condition.fails)
+    paths, doubts = frozenset(compiler.paths), tuple(compiler.doubts)
+    return Rule(text, paths, matches=condition.holds, _fails=condition.fails, doubts=doubts)
 
 
 # --- value closures: what a rule reads; its tests are built by rule_compare --------------------
@@ -192,6 +197,7 @@ class _Compiler:
     def __init__(self, source: _Source) -> None:
         self.source = source
         self.paths: set[str] = set()
+        self.doubts: list[str] = []
 
     def condition(self, node: ast.expr) -> Condition:
         if isinstance(node, ast.BoolOp):
@@ -229,6 +235,9 @@ class _Compiler:
         test = _TESTS.get(type(op))
         if test is None:
             raise self.source.error(right, "'is' is not supported (use == or !=)")
+        if isinstance(op, _ORDERINGS):
+            self.doubt_quoted_number(left, right)
+            self.doubt_quoted_number(right, left)
         if test in (rv.eq, rv.ne) and (_is_null_literal(left) or _is_null_literal(right)):
             # The one test that sees null: == null / != null ask whether the value is missing.
             other = left if _is_null_literal(right) else right
@@ -242,6 +251,19 @@ class _Compiler:
             check = rc.against_left(test, self.literal(left))
             return rc.bind(self.operand(right), check)
         return rc.pair(test, self.value(left), self.value(right))
+
+    def doubt_quoted_number(self, literal: ast.expr, other: ast.expr) -> None:
+        """Note `path < "1000"`: text order ("900" > "1000"), and never true of a number."""
+        if not (isinstance(literal, ast.Constant) and isinstance(literal.value, str)):
+            return
+        if _NUMBER.fullmatch(literal.value.strip()) and isinstance(other, ast.Name | ast.Attribute):
+            path, number = ast.unparse(other), literal.value.strip()
+            message = (
+                f'{path} is ordered against the text "{literal.value}", which is never true of '
+                f"a number: write {number} without quotes (to order text on purpose, compare "
+                f"lower({path}))"
+            )
+            self.doubts.append(str(self.source.error(literal, message)))
 
     def operand(self, node: ast.expr) -> Operand:
         if isinstance(node, ast.Name) and node.id not in _NAMED_LITERALS:

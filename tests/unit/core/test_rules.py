@@ -270,6 +270,23 @@ def test_ordering_between_incompatible_types_is_false_both_ways(text: str) -> No
     assert not matches(f"not ({text})")
 
 
+@pytest.mark.parametrize("text", ['ltv > "1000"', '"1000" <= ltv', 'address.zip >= " 7.5e3 "'])
+def test_attribute_ordered_against_a_quoted_number_is_a_doubt(text: str) -> None:
+    """An attribute ordered against a number in quotes compiles with a doubt at the literal."""
+    (doubt,) = compile_rule(text).doubts
+    assert "is ordered against the text" in doubt
+    assert "without quotes" in doubt
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['country < "GB"', "ltv > 1000", 'ltv == "1000"', 'lower(zip) >= "75000"', 'd > "2026-01-01"'],
+)
+def test_other_comparisons_have_no_doubt(text: str) -> None:
+    """Text orderings, numeric literals, equality and functions of a path are not doubted."""
+    assert compile_rule(text).doubts == ()
+
+
 @pytest.mark.parametrize("text", ["opted_in >= 1", "opted_in == 1", "1 in [true]", "0 == false"])
 def test_booleans_are_not_numbers(text: str) -> None:
     """true is not 1 and false is not 0, unlike in Python."""
