@@ -8,9 +8,10 @@ worker/core/uploads.py; this module only reads, reports and produces.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -36,6 +37,7 @@ EXIT_USAGE = 2  # configuration, audience, file or header problems: nothing was 
 EXIT_NOT_PUBLISHED = 3  # Kafka refused some events for good
 EXIT_INTERRUPTED = 130
 _PROGRESS_EVERY_S = 0.2
+_PLAIN_PROGRESS_EVERY_S = 10.0  # a log file, not a terminal: a line now and then
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +58,31 @@ class _Counts:
 
 
 class _Progress:
-    """A one-line `\\r` progress bar on stderr when it is a terminal; bad-row notes either way."""
+    """Progress on stderr: a `\\r` bar with percent and ETA on a terminal, else a plain line every
+    few seconds; bad-row notes either way."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, total_bytes: int, position: Callable[[], int]) -> None:
         self.stream = stream
-        self.shown = stream.isatty()
+        self.bar = stream.isatty()
+        self.total_bytes = total_bytes
+        self.position = position
         self.started = time.monotonic()
-        self.next_draw = self.started + _PROGRESS_EVERY_S  # a rate needs some time to mean much
+        every_s = _PROGRESS_EVERY_S if self.bar else _PLAIN_PROGRESS_EVERY_S
+        self.every_s = every_s
+        self.next_draw = self.started + every_s  # a rate needs some time to mean much
 
     def update(self, counts: _Counts) -> None:
         now = time.monotonic()
-        if not self.shown or now < self.next_draw:
+        if now < self.next_draw:
             return
-        self.next_draw = now + _PROGRESS_EVERY_S
-        rate = counts.rows / max(now - self.started, 1e-3)
-        self.stream.write(f"\r{counts.rows:,} rows, {counts.bad:,} bad, {rate:,.0f} rows/s\x1b[K")
+        self.next_draw = now + self.every_s
+        line = progress_line(
+            self.position(), self.total_bytes, counts.rows, counts.bad, now - self.started
+        )
+        if self.bar:
+            self.stream.write(f"\r{line}\x1b[K")
+        else:
+            self.stream.write(f"progress: {line}\n")
         self.stream.flush()
 
     def note(self, text: str) -> None:
@@ -78,8 +90,34 @@ class _Progress:
         print(text, file=self.stream)
 
     def clear(self) -> None:
-        if self.shown:
+        if self.bar:
             self.stream.write("\r\x1b[K")
+
+
+def progress_line(
+    done_bytes: int, total_bytes: int, rows: int, bad: int, elapsed_s: float, width: int = 24
+) -> str:
+    """`[#####-----]  42%  1,234 rows, 5 bad, 980 rows/s, ETA 0:12` for a file read this far;
+    without a size (a pipe) only the counts and the rate."""
+    rate = rows / max(elapsed_s, 1e-3)
+    counts = f"{rows:,} {_plural(rows, 'row')}, {bad:,} bad, {rate:,.0f} rows/s"
+    if total_bytes <= 0:
+        return counts
+    fraction = min(done_bytes / total_bytes, 1.0)
+    filled = int(fraction * width)
+    bar = "#" * filled + "-" * (width - filled)
+    eta = _clock(elapsed_s * (1 - fraction) / fraction) if fraction > 0 else "?"
+    return f"[{bar}] {fraction:4.0%}  {counts}, ETA {eta}"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else noun + "s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +139,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
     with handle:
-        return _import(settings, target, handle)
+        return _import(settings, target, handle, _Progress(sys.stderr, *_file_size(handle)))
+
+
+def _file_size(handle: TextIO) -> tuple[int, Callable[[], int]]:
+    """The file's size and how far it has been read (its byte buffer's position, which reads
+    ahead of the rows by a chunk at most); 0 when it is not a regular file (a pipe)."""
+    buffer = getattr(handle, "buffer", None)
+    try:
+        size = os.fstat(handle.fileno()).st_size
+    except (OSError, ValueError):
+        size = 0
+    if buffer is None or not size:
+        return 0, lambda: 0
+    return size, buffer.tell
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,7 +184,7 @@ def _upload_audience(settings: Settings, audience_id: str) -> AudienceId:
     raise ConfigError(f"audience {audience_id!r} is not in the config (upload audiences: {known})")
 
 
-def _import(settings: Settings, target: _Target, handle: TextIO) -> int:
+def _import(settings: Settings, target: _Target, handle: TextIO, progress: _Progress) -> int:
     rows = records(handle)
     try:
         header = _header(rows)
@@ -142,13 +193,13 @@ def _import(settings: Settings, target: _Target, handle: TextIO) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    progress, counts = _Progress(sys.stderr), _Counts()
+    counts = _Counts()
     interrupted = False
     try:
         _publish(header, rows, producer, target, progress, counts)
     except KeyboardInterrupt:
         interrupted = True
-        progress.note(f"interrupted after {counts.rows} rows")
+        progress.note(f"interrupted after {counts.rows} {_plural(counts.rows, 'row')}")
     while producer.flush(0.5) > 0:
         progress.update(counts)
     progress.clear()
@@ -203,7 +254,8 @@ def _event(
 
 
 def _summary(producer: EventsProducer, counts: _Counts, interrupted: bool) -> int:
-    print(f"imported {producer.delivered} rows, {counts.bad} bad rows")
+    imported, bad = producer.delivered, counts.bad
+    print(f"imported {imported} {_plural(imported, 'row')}, {bad} bad {_plural(bad, 'row')}")
     if producer.failed:
         print(
             f"{producer.failed} events were not published: {producer.first_error}",

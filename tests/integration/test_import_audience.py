@@ -113,6 +113,24 @@ def test_audience_must_be_an_upload_audience_of_the_config(
     assert message in capsys.readouterr().err
 
 
+def test_unterminated_quote_is_reported_with_the_lines_it_swallowed(
+    kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quote left open is one bad row naming its lines (exit 1), not rows silently merged."""
+    topic = new_input_topic(kafka_bootstrap, partitions=1)
+    config = write_config(tmp_path / "c.yaml", kafka_bootstrap, NO_SANDBOX, topic, AUDIENCES)
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text('email,firstName\nann@example.com,Ann\nbob@example.com,"Bob\ncy@x.com,Cy\n')
+
+    assert main([str(config), "webinar", str(csv_path)]) == 1
+
+    out, err = capsys.readouterr()
+    assert "line 3: unterminated quote" in err
+    assert "lines 3-4 not imported" in err
+    assert "imported 1 row, 1 bad row\n" in out
+    assert high_watermark(kafka_bootstrap, topic) == 1
+
+
 def test_file_without_email_column_is_refused(
     kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -145,4 +163,4 @@ def test_worker_fills_the_upload_list_then_an_exit_import_empties_it(
             wait_for_lists(sandbox, {"Webinar": set()}, 90)
         finally:
             assert worker.stop() == 0
-    assert capsys.readouterr().out.count("imported 12 rows, 1 bad rows") == 2
+    assert capsys.readouterr().out.count("imported 12 rows, 1 bad row\n") == 2

@@ -119,7 +119,9 @@ def records(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | BadRow]]:
 
     `lines` is an open text file (opened with newline="") or any iterable of lines.
     """
-    reader = csv.reader(lines)
+    # strict: an unterminated quote is an error at the end of the file, where the lenient reader
+    # silently makes every later line part of the open cell
+    reader = csv.reader(lines, strict=True)
     done_lines = 0
     while True:
         first_line = done_lines + 1
@@ -129,11 +131,21 @@ def records(lines: Iterable[str]) -> Iterator[tuple[int, list[str] | BadRow]]:
             return
         except csv.Error as exc:  # e.g. a NUL byte or an oversize field: this record only
             done_lines = reader.line_num
-            yield first_line, BadRow(first_line, f"unreadable CSV: {exc}")
+            yield first_line, BadRow(first_line, _unreadable(exc, first_line, done_lines))
             continue
         done_lines = reader.line_num
         if cells:
             yield first_line, cells
+
+
+def _unreadable(exc: csv.Error, first_line: int, last_line: int) -> str:
+    if str(exc) != "unexpected end of data":
+        return f"unreadable CSV: {exc}"
+    lost = f"line {first_line}" if first_line == last_line else f"lines {first_line}-{last_line}"
+    return (
+        "unterminated quote: a quoted cell of this record runs to the end of the file "
+        f"({lost} not imported: close the quote and import those lines again)"
+    )
 
 
 def derived_profile_id(email: str) -> ProfileId:

@@ -250,6 +250,25 @@ def test_unreadable_record_is_a_bad_row_and_reading_goes_on() -> None:
     assert got[2] == (3, ["ok@example.com"])
 
 
+def test_unterminated_quote_is_a_bad_row_naming_the_lines_it_swallowed() -> None:
+    """A quote left open runs to the end of the file: one bad row saying which lines were lost."""
+    text = 'email,name\na@example.com,"Ann\nb@example.com,Bob\nc@example.com,Cat\n'
+    got = list(records(io.StringIO(text, newline="")))
+    assert got[:1] == [(1, ["email", "name"])]
+    ((line, bad),) = got[1:]
+    assert isinstance(bad, BadRow)
+    assert line == 2
+    assert bad.reason.startswith("unterminated quote:")
+    assert "lines 2-4 not imported" in bad.reason
+
+
+def test_text_after_a_closing_quote_is_a_bad_row() -> None:
+    """`"y"z` is malformed CSV: reported as a bad row rather than read as yz."""
+    got = list(records(io.StringIO('a,b\nx,"y"z\n1,2\n', newline="")))
+    assert isinstance(got[1][1], BadRow)
+    assert got[2] == (3, ["1", "2"])
+
+
 def test_timestamps_never_go_back_within_a_run() -> None:
     """When the clock steps back, the run keeps the previous ts (a later row is never older)."""
     assert next_ts_ms(TS_MS - 5_000, TS_MS) == TS_MS
