@@ -31,10 +31,10 @@ FLUSH_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A dead letter that still does not decode: where it is and why."""
+    """A dead letter that still does not decode: where it was first read (or, without the
+    dead letter's source headers, where it is) and why."""
 
-    partition: int
-    offset: int
+    where: str
     kind: str
     message: str
 
@@ -122,20 +122,31 @@ def _handle(
     publisher: InputRepublisher | None,
     partitions: int,
 ) -> None:
+    dlq = settings.kafka.dead_letter_topic
     try:
         decode(record.key, record.value, max_bytes=settings.kafka.max_event_bytes)
     except PoisonMessage as exc:
         summary.failing[exc.kind] += 1
         if len(summary.samples) < SAMPLES:
-            summary.samples.append(Failure(record.partition, record.offset, exc.kind, str(exc)))
+            summary.samples.append(Failure(_position(record, dlq), exc.kind, str(exc)))
         return
     summary.replayed += 1
     if publisher is not None:
         # the partition it was first read from keeps the profile's events (and its state) together
         source = record.source_partition
         target = source if source is not None and 0 <= source < partitions else None
-        publisher.publish(record.key, record.value, target)
+        publisher.publish(
+            record.key, record.value, target, f"{dlq}:{record.partition}:{record.offset}"
+        )
         log.debug("dlq.replayed", partition=record.partition, offset=record.offset, to=target)
+
+
+def _position(record: DeadLetter, dlq: str) -> str:
+    """`topic partition P offset O` of the source record, else of the dead letter itself."""
+    topic, partition, offset = record.source_topic, record.source_partition, record.source_offset
+    if topic is None or partition is None or offset is None:
+        return f"dead letter {dlq} partition {record.partition} offset {record.offset}"
+    return f"{topic} partition {partition} offset {offset}"
 
 
 def print_summary(summary: Summary, *, dry_run: bool, out: TextIO) -> None:
@@ -146,8 +157,7 @@ def print_summary(summary: Summary, *, dry_run: bool, out: TextIO) -> None:
     for kind, count in sorted(summary.failing.items()):
         print(f"  {kind}: {count}", file=out)
     for sample in summary.samples:
-        where = f"partition {sample.partition} offset {sample.offset}"
-        print(f"  {where}: {sample.kind}: {sample.message}", file=out)
+        print(f"  {sample.where}: {sample.kind}: {sample.message}", file=out)
     if failing:
         print("they stay in the topic: after a further fix, run with --from-beginning", file=out)
     if not summary.delivered:

@@ -94,10 +94,15 @@ def handled_by(result: subprocess.CompletedProcess[str]) -> int:
 
 def copies_of_big(bootstrap: str, topic: str) -> list[int]:
     """The partition of every record on the input topic equal to the oversize one."""
+    return sorted(partition for partition, _ in marked_copies_of_big(bootstrap, topic))
+
+
+def marked_copies_of_big(bootstrap: str, topic: str) -> list[tuple[int, str | None]]:
+    """Each copy of the oversize record on the input: its partition and `replayed.from` header."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.partition.eof": True}
     )
-    found: list[int] = []
+    found: list[tuple[int, str | None]] = []
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=15) for tp in tps}
@@ -109,10 +114,13 @@ def copies_of_big(bootstrap: str, topic: str) -> list[int]:
                 if error is not None and error.code() == KafkaError._PARTITION_EOF:
                     left.discard(partition or 0)
                 elif message.key() == BIG_KEY.encode() and message.value() == BIG:
-                    found.append(partition or 0)
+                    headers = dict(message.headers() or [])
+                    mark = headers.get("replayed.from")
+                    text = mark.decode() if isinstance(mark, bytes) else mark
+                    found.append((partition or 0, text))
     finally:
         consumer.close()
-    return sorted(found)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +176,27 @@ def test_records_still_invalid_are_reported_by_kind_and_fail_the_command(
     assert "  bad_json: 1" in lines
     assert "  schema: 1" in lines
     assert sum(1 for line in lines if " offset " in line) == 2
+
+
+def test_failing_records_are_reported_at_their_source_position(
+    dead: DeadLetters, tmp_path: Path
+) -> None:
+    """Each failing record is shown at its input topic, partition and offset, not the DLQ's."""
+    result = replay(fixed_config(dead, tmp_path))
+    where = re.compile(rf"^  {re.escape(dead.topic)} partition \d+ offset \d+: (bad_json|schema):")
+    assert sum(1 for line in result.stdout.splitlines() if where.match(line)) == 2, result.stdout
+
+
+def test_replayed_record_carries_the_dead_letter_it_came_from(
+    dead: DeadLetters, tmp_path: Path
+) -> None:
+    """Every re-published copy has a `replayed.from: <dlq>:<partition>:<offset>` header."""
+    assert replay(fixed_config(dead, tmp_path)).stdout.startswith("replayed 1")
+    marks = [mark for _, mark in marked_copies_of_big(dead.bootstrap, dead.topic)]
+    assert marks.count(None) == 1  # the original the worker dead-lettered
+    replayed = {mark for mark in marks if mark is not None}
+    assert len(replayed) == 1  # every run replayed the same dead letter
+    assert re.fullmatch(rf"{re.escape(dead.topic)}\.dlq:\d+:\d+", replayed.pop())
 
 
 def test_second_replay_replays_nothing(dead: DeadLetters, tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from worker.errors import ConfigError
 
-SOURCE_PARTITION = "source.partition"  # header the loop writes on every dead letter
+# headers the loop writes on every dead letter: where the record was first read
+SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = "source.topic", "source.partition", "source.offset"
+# header on every record replay-dlq re-publishes: `<dead-letter topic>:<partition>:<offset>`
+REPLAYED_FROM = "replayed.from"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,8 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
     source_partition: int | None
+    source_topic: str | None = None
+    source_offset: int | None = None
 
 
 def partition_count(config: Mapping[str, str], topic: str) -> int | None:
@@ -118,7 +123,16 @@ class DeadLetterReader:
             if offset >= end:
                 return None
         self._next[partition] = offset + 1
-        return DeadLetter(partition, offset, message.key(), message.value(), _source(message))
+        headers = _headers(message)
+        return DeadLetter(
+            partition,
+            offset,
+            message.key(),
+            message.value(),
+            _number(headers.get(SOURCE_PARTITION)),
+            headers[SOURCE_TOPIC].decode(errors="replace") if SOURCE_TOPIC in headers else None,
+            _number(headers.get(SOURCE_OFFSET)),
+        )
 
     def commit(self) -> None:
         """Commit the offset after every record yielded so far (a later run starts there)."""
@@ -133,15 +147,21 @@ class DeadLetterReader:
         self._consumer.close()
 
 
-def _source(message: Message) -> int | None:
+def _headers(message: Message) -> dict[str, bytes]:
+    """The record's headers by name (the first of a repeated name), without empty values."""
+    found: dict[str, bytes] = {}
     headers = message.headers() or []
     for name, value in headers.items() if isinstance(headers, dict) else headers:
-        if name == SOURCE_PARTITION and value is not None:
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+        if value is not None:
+            found.setdefault(name, value.encode() if isinstance(value, str) else value)
+    return found
+
+
+def _number(value: bytes | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
 class InputRepublisher:
@@ -158,8 +178,11 @@ class InputRepublisher:
         if error is not None:
             self.failures += 1
 
-    def publish(self, key: bytes | None, value: bytes | None, partition: int | None) -> None:
-        """Produce one record, to `partition` when given (else the key decides)."""
+    def publish(
+        self, key: bytes | None, value: bytes | None, partition: int | None, replayed_from: str
+    ) -> None:
+        """Produce one record, to `partition` when given (else the key decides), marked with the
+        dead letter it came from."""
         while True:
             try:
                 self._producer.produce(
@@ -168,6 +191,7 @@ class InputRepublisher:
                     key,
                     partition=-1 if partition is None else partition,
                     on_delivery=self._delivered,
+                    headers=[(REPLAYED_FROM, replayed_from.encode())],
                 )
                 return
             except BufferError:  # the local queue is full: serve deliveries, then try again
