@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,11 @@ from worker.errors import ConfigError
 
 def _validate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="marketo-worker validate", description="Check a configuration file (DESIGN §2.2)."
+        prog="marketo-worker validate",
+        description="Check a configuration file: every key, value and rule, offline; with "
+        "--online also the credentials, fields and lists against Marketo.",
+        epilog="exit codes: 0 valid; 2 invalid (every problem is printed) or an online check "
+        "failed",
     )
     parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument(
@@ -40,7 +45,11 @@ def _validate(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="marketo-worker run", description="Run the worker until SIGTERM (DESIGN §3)."
+        prog="marketo-worker run",
+        description="Run the worker until SIGTERM or SIGINT, then flush, commit and leave the "
+        "consumer group.",
+        epilog="exit codes: 0 stopped by SIGTERM or SIGINT; 1 an unexpected error; "
+        "2 configuration or start-up error (Kafka, topics or Marketo)",
     )
     parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument(
@@ -109,14 +118,28 @@ def main(argv: list[str] | None = None) -> int:
         description="Keeps Marketo Engage static lists equal to audiences, from Kafka.",
     )
     parser.add_argument("command", choices=sorted(COMMANDS), help="see COMMAND --help")
+    if args[:1] == ["--version"]:
+        print(f"marketo-worker {_version()}")
+        return 0
     if not args or args[0] in {"-h", "--help"}:
         parser.print_help()
         for name, (_, summary) in sorted(COMMANDS.items()):
             print(f"  {name:<16} {summary}")
+        print("\n  --version        print the version and exit")
+        print("\nexit codes: 0 success, 2 usage or configuration error; others: COMMAND --help")
         return 0 if args else 2
     command = parser.parse_args(args[:1]).command
     run, _ = COMMANDS[command]
     return run(args[1:])
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml's), or `unknown` when run from a copy of
+    the sources that was never installed."""
+    try:
+        return importlib.metadata.version("marketo-audience-worker")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 if __name__ == "__main__":

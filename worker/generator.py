@@ -293,6 +293,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="marketo-worker generate",
         description="Publish realistic profile events to the config's input topic.",
+        epilog="exit codes: 0 done; 2 configuration error or Kafka unreachable; 3 Kafka refused "
+        "some events",
     )
     parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument(

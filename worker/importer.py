@@ -159,6 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="marketo-worker import-audience",
         description="Publish one membership event per CSV row for an `origin: upload` audience.",
+        epilog="exit codes: 0 every row published; 1 some rows were bad (listed by line, the "
+        "others published); 2 configuration, audience, file or header problem (nothing "
+        "published); 3 Kafka refused some events; 130 interrupted",
     )
     parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument("audience_id", help="an audience of the config with origin: upload")

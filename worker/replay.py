@@ -55,6 +55,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="marketo-worker replay-dlq",
         description="Re-publish dead letters that are valid under the current configuration.",
+        epilog="exit codes: 0 every dead letter read was replayed; 1 some still fail (listed; "
+        "they stay in the topic) or were not all delivered; 2 configuration error or Kafka "
+        "unreachable",
     )
     parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument(

@@ -46,6 +46,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="marketo-worker resync",
         description="Compare static lists with the audiences in the worker's state; repair drift.",
+        epilog="exit codes: 0 repaired (or, with --dry-run, the differences printed); 1 Marketo "
+        "refused something or stopped the run (running again is safe); 2 configuration error, "
+        "unknown --audience or Kafka unreachable",
     )
     parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument("--audience", help="only this audience id (default: all)")

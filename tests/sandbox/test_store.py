@@ -1,8 +1,14 @@
-"""The store and its state file: round trip, folder ids kept, indexes rebuilt. No HTTP."""
+"""The store and its state file: round trip, folder ids kept, indexes rebuilt, bad files
+refused. No HTTP."""
 
 from pathlib import Path
 
-from worker.sandbox.store import load, new_store, save
+import pytest
+
+from worker.sandbox.cli import main
+from worker.sandbox.store import StateFileError, load, new_store, save
+
+CREDENTIALS = ["--client-id", "the-client", "--client-secret", "the-secret"]
 
 
 def test_state_file_round_trip_keeps_leads_lists_and_members(tmp_path: Path) -> None:
@@ -42,3 +48,36 @@ def test_email_change_moves_the_index() -> None:
     store.update_lead(lead, {"email": "new@example.com"}, 1.0)
     assert store.find("email", "old@example.com") == []
     assert store.find("email", "new@example.com") == [lead.id]
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'{"leads": [{"email": "a"}]}'])
+def test_corrupt_state_file_is_an_error_naming_the_file(tmp_path: Path, content: bytes) -> None:
+    """A state file that is not JSON, or not a saved state, raises StateFileError with its path."""
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with pytest.raises(StateFileError, match=f"--state-file {path}: not a sandbox state file"):
+        load(path, ["Audiences"], 0.0)
+
+
+def test_sandbox_with_a_corrupt_state_file_exits_2_and_keeps_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command prints one line naming the file (no traceback), exits 2, overwrites nothing."""
+    path = tmp_path / "state.json"
+    path.write_bytes(b"{not json")
+    assert main([*CREDENTIALS, "--port", "0", "--state-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"marketo-worker sandbox: --state-file {path}: not a sandbox state")
+    assert "Traceback" not in err
+    assert path.read_bytes() == b"{not json"
+
+
+def test_state_file_in_a_missing_folder_is_refused_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A state file that could not be saved at stop is refused before serving, exit 2."""
+    path = tmp_path / "missing" / "state.json"
+    with pytest.raises(SystemExit) as exited:
+        main([*CREDENTIALS, "--port", "0", "--state-file", str(path)])
+    assert exited.value.code == 2
+    assert f"the folder {path.parent} does not exist" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """`marketo-worker sandbox`: parse the command line and serve the sandbox until SIGTERM/SIGINT.
 
-The first stdout line is `listening on http://HOST:PORT` (DESIGN.md §4).
+The first stdout line is `listening on http://HOST:PORT`, which tools wait for before calling.
 """
 
 import argparse
@@ -18,10 +18,16 @@ from worker.sandbox.faults import Faults
 from worker.sandbox.gate import LimitConfig
 from worker.sandbox.limits import QuotaDay
 from worker.sandbox.server import Sandbox, SandboxConfig, build_app, make_runner
+from worker.sandbox.store import StateFileError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="marketo-worker sandbox", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="marketo-worker sandbox",
+        description=__doc__,
+        epilog="exit codes: 0 stopped by SIGTERM or SIGINT (state file saved); 1 cannot listen "
+        "(e.g. the port is taken); 2 usage error or unusable --state-file",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8099, help="0 picks a free port")
     p.add_argument("--client-id", default=os.environ.get("MARKETO_CLIENT_ID"))
@@ -120,10 +126,26 @@ def main(argv: list[str] | None = None) -> int:
         QuotaDay(args.quota_tz).label(0.0)
     except (KeyError, ValueError):
         parser.error(f"unknown --quota-tz {args.quota_tz!r}")
+    if args.state_file is not None:
+        _check_state_folder(parser, args.state_file)
     config = config_from(args, time.monotonic())
     try:
         asyncio.run(serve(config, args.host, args.port, _announce))
+    except StateFileError as error:
+        print(f"marketo-worker sandbox: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         print(f"marketo-worker sandbox: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_state_folder(parser: argparse.ArgumentParser, path: Path) -> None:
+    """Refuse at start a state file that could not be written at stop (the state would be lost)."""
+    folder = path.parent
+    if not folder.is_dir():
+        parser.error(f"--state-file {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        parser.error(f"--state-file {path}: the folder {folder} is not writable")
+    if path.is_dir():
+        parser.error(f"--state-file {path}: is a folder, not a file")

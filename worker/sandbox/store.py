@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -156,11 +157,30 @@ def save(store: Store, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class StateFileError(ValueError):
+    """The state file cannot be read or is not one `save` wrote; the message names the file."""
+
+
 def load(path: Path, folder_names: Iterable[str], now_s: float) -> Store:
-    """Read a state file written by `save`; a missing file gives an empty instance."""
+    """Read a state file written by `save`; a missing file gives an empty instance.
+
+    Raise StateFileError when the file cannot be read or does not hold a saved state.
+    """
     if not path.exists():
         return new_store(folder_names, now_s)
-    data = orjson.loads(path.read_bytes())
+    try:
+        return _restore(orjson.loads(path.read_bytes()), folder_names, now_s)
+    except OSError as exc:
+        raise StateFileError(f"--state-file {path}: cannot read: {exc.strerror}") from None
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        raise StateFileError(
+            f"--state-file {path}: not a sandbox state file ({problem}); move it away to start "
+            "empty"
+        ) from None
+
+
+def _restore(data: dict[str, Any], folder_names: Iterable[str], now_s: float) -> Store:
     store = Store(folders=build_tree(folder_names, data.get("folders", {}), now_s))
     for raw in data.get("leads", []):
         lead = Lead(raw.pop("id"), {}, raw.pop("createdAt"), raw.pop("updatedAt"))
