@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import types
 import typing
 from collections import abc
@@ -52,8 +53,7 @@ def load_settings(
     except ValidationError as exc:
         problems += _describe(exc, environ)
     except SettingsError as exc:
-        message = str(exc).replace('source "_EnvironSource"', "the WORKER_* variables")
-        problems.append(f"environment: {message}")
+        problems.append(_unparsable_variables(exc, environ))
     if problems:
         raise ConfigError(f"{path}: invalid configuration\n" + "\n".join(problems))
     return settings
@@ -188,6 +188,41 @@ def _variable(key: str, variables: abc.Mapping[str, str]) -> str | None:
         if name is not None:
             return name
     return None
+
+
+def _unparsable_variables(exc: SettingsError, environ: abc.Mapping[str, str]) -> str:
+    """Name the WORKER_* variables of a section or list that do not hold the JSON they must."""
+    message = str(exc).replace('source "_EnvironSource"', "the WORKER_* variables")
+    found = re.search(r'for field "(\w+)"', message)
+    if found is None:
+        return f"environment: {message}"
+    section = _ENV_PREFIX + found[1].upper()
+    names = [
+        name
+        for name in sorted(environ)
+        if name.upper() == section or name.upper().startswith(section + "__")
+        if _needs_json(name) and not _is_json(environ[name])
+    ]
+    if not names:
+        return f"environment: {message}"
+    return f"{', '.join(names)}: not valid JSON (a mapping or a list is given as JSON text)"
+
+
+def _needs_json(name: str) -> bool:
+    """Whether the variable sets a mapping, a list or a section, which must be JSON text."""
+    annotation: Any = Settings
+    for part in name.upper().removeprefix(_ENV_PREFIX).lower().split("__"):
+        annotation = _fields(annotation).get(part)
+    origin = typing.get_origin(annotation)
+    return origin in {dict, list} or bool(_fields(annotation))
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _suggestion(loc: tuple[int | str, ...]) -> str:

@@ -124,6 +124,15 @@ def test_invalid_environment_value_names_its_variable(load: Load) -> None:
     )
 
 
+def test_environment_section_that_is_not_json_names_its_variable(load: Load) -> None:
+    """A WORKER_ variable for a mapping must hold JSON; one that does not is named."""
+    env = {**CREDENTIALS, "WORKER_KAFKA__OPTIONS": "not-json", "WORKER_KAFKA__TOPIC": "t"}
+    lines = _errors(load, env=env).splitlines()
+    assert "WORKER_KAFKA__OPTIONS: not valid JSON (a mapping or a list is given as JSON text)" in (
+        lines
+    )
+
+
 def test_invalid_file_value_names_no_variable(load: Load) -> None:
     """A bad value from the file is reported under its key alone."""
     env = {**CREDENTIALS, "WORKER_FLUSH__MAX_LINGER_S": "2"}
