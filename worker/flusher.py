@@ -21,7 +21,7 @@ from worker.core.fields import Converter
 from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
 from worker.core.ledger import Hold, OffsetLedger
 from worker.core.outbox import LeadSyncCall, ListCall, Outbox, Rejection, Settled
-from worker.core.profile import ProfileState
+from worker.core.profile import Outcome, ProfileState, Unmatched
 from worker.core.store import StateStore
 from worker.errors import CallAbandoned, MarketoError, QuotaExhausted, RequestRejected
 from worker.telemetry.metrics import Metrics
@@ -260,7 +260,8 @@ class Flusher:
         for rejection in settled.rejections:
             self._publish(rejection)
         if settled.unmatched:
-            self.metrics.events.labels("unmatched").inc(settled.unmatched)
+            self.metrics.events.labels(Outcome.UNMATCHED).inc(settled.unmatched)
+            self.metrics.unmatched.labels(Unmatched.NOT_IN_MARKETO).inc(settled.unmatched)
 
     def _publish(self, rejection: Rejection) -> None:
         self.metrics.rejections.labels(rejection.code).inc()
@@ -269,6 +270,10 @@ class Flusher:
             "profile_id": rejection.profile,
             "audience": rejection.audience,
             "list_id": list_id,
+            # every list the person is missing from: a refused lead sync names each list that
+            # waited for it, where `audience` (a list call's) is null
+            "audiences": list(rejection.audiences),
+            "list_ids": [self.list_ids.get(audience) for audience in rejection.audiences],
             "op": rejection.op,
             "code": rejection.code,
             "message": rejection.message,

@@ -42,13 +42,16 @@ class ListCall:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A change Marketo refused for good, to be written to the rejections topic."""
+    """A change Marketo refused for good, to be written to the rejections topic. `audience`
+    is the list call's; `audiences` every list the person is missing from because of it (a
+    refused lead sync cancels the adds of every list that waited for it)."""
 
     profile: ProfileId
     audience: AudienceId | None
     op: str
     code: str
     message: str
+    audiences: tuple[AudienceId, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +252,7 @@ class Outbox:
             gone = code in (NOT_IN_LIST, LEAD_NOT_FOUND)
             ok = status in SUCCESS or (call.op is Op.REMOVE and gone)
             if not ok:
-                settled.rejections.append(
-                    Rejection(item.key, call.audience, call.op, code, message)
-                )
+                settled.rejections.append(_list_rejection(item.key, call, code, message))
                 continue
             if state is not None:
                 member = call.op is Op.ADD
@@ -291,20 +292,27 @@ class Outbox:
                     state.lead_id = lead_id
                     settled.changed.append(profile)
                     continue
-                settled.holds.extend(self._cancel_waiting(profile))
                 if match_only and code == "1004":
+                    settled.holds.extend(self._cancel_waiting(profile)[0])
                     unmatched += 1  # match_only: a person unknown to Marketo is never created
                 else:
-                    settled.rejections.append(Rejection(profile, None, "sync_lead", code, message))
+                    rejection = self._reject_sync(profile, code, message)
+                    settled.holds.extend(rejection[0])
+                    settled.rejections.append(rejection[1])
         return Settled(settled.holds, settled.rejections, settled.changed, unmatched)
 
-    def _cancel_waiting(self, profile: ProfileId) -> list[Hold | None]:
-        """Cancel the changes that waited for a lead id that will not come."""
-        return [
-            buffer.cancel(profile)
-            for buffer in self.lists.values()
-            if buffer.pending(profile) is not None
-        ]
+    def _cancel_waiting(self, profile: ProfileId) -> tuple[list[Hold | None], list[AudienceId]]:
+        """Cancel the changes that waited for a lead id that will not come; return their holds
+        and their audiences."""
+        waiting = [a for a, buffer in self.lists.items() if buffer.pending(profile) is not None]
+        return [self.lists[audience].cancel(profile) for audience in waiting], waiting
+
+    def _reject_sync(
+        self, profile: ProfileId, code: str, message: str
+    ) -> tuple[list[Hold | None], Rejection]:
+        """A refused lead sync: cancel what waited for it, and say which lists miss the person."""
+        holds, audiences = self._cancel_waiting(profile)
+        return holds, Rejection(profile, None, "sync_lead", code, message, tuple(audiences))
 
     def reject_call(self, call: LeadSyncCall | ListCall, code: str, message: str) -> Settled:
         """A whole call was refused for good: every record in it becomes a rejection."""
@@ -314,12 +322,17 @@ class Outbox:
             rejections = []
             for item in call.taken:
                 for profile in item.entry.value:
-                    holds.extend(self._cancel_waiting(profile))
-                    rejections.append(Rejection(profile, None, "sync_lead", code, message))
+                    cancelled, rejection = self._reject_sync(profile, code, message)
+                    holds.extend(cancelled)
+                    rejections.append(rejection)
             return Settled(holds, rejections, [])
         self.lists[call.audience].finish(call.taken)
         return Settled(
             [item.entry.hold for item in call.taken],
-            [Rejection(item.key, call.audience, call.op, code, message) for item in call.taken],
+            [_list_rejection(item.key, call, code, message) for item in call.taken],
             [],
         )
+
+
+def _list_rejection(profile: ProfileId, call: ListCall, code: str, message: str) -> Rejection:
+    return Rejection(profile, call.audience, call.op, code, message, (call.audience,))

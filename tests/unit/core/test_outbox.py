@@ -152,6 +152,28 @@ def test_match_only_unknown_person_is_unmatched_not_rejected() -> None:
     assert outbox.lists[A].pending(P) is None
 
 
+def test_a_refused_lead_sync_names_every_list_the_person_misses() -> None:
+    """A lead sync Marketo refuses cancels the adds that waited for it; its rejection names
+    each of their lists, so the user knows where the person is missing."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True, C: True}, offset=0)
+    call = outbox.next_lead_sync(now=100.0)
+    assert call is not None
+    settled = outbox.settle_lead_sync(
+        call, [("skipped", None, "1003", "Invalid email")], states.get, match_only=False
+    )
+    (rejection,) = settled.rejections
+    assert (rejection.audience, sorted(rejection.audiences)) == (None, [A, C])
+
+
+def test_a_refused_list_call_names_its_own_list() -> None:
+    """A record refused by a list call names that list in both `audience` and `audiences`."""
+    outbox, _ledger, states, call = known_person_call(member=True)
+    settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")], states.get)
+    (rejection,) = settled.rejections
+    assert (rejection.audience, rejection.audiences) == (A, (A,))
+
+
 def test_a_buffer_is_due_at_max_batch_before_its_linger() -> None:
     """300 waiting entries make a call at once; fewer wait for the linger."""
     ledger = OffsetLedger()
