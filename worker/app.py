@@ -133,7 +133,12 @@ def build_flusher(
         match_only=settings.marketo.person_creation == "match_only",
     )
     return Flusher(
-        Outbox(list(edges.list_ids), settings.flush.max_batch, settings.flush.max_linger_s),
+        Outbox(
+            list(edges.list_ids),
+            settings.flush.max_batch,
+            settings.flush.max_linger_s,
+            delete_persons=settings.marketo.delete_persons,
+        ),
         edges.writer,
         store,
         OffsetLedger(),

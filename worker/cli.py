@@ -106,6 +106,10 @@ COMMANDS = {
         _module_main("worker.sandbox.cli"),
         "run the local Marketo sandbox (a stand-in Marketo REST API)",
     ),
+    "explain": (
+        _module_main("worker.explain"),
+        "show a profile's state and each audience's verdict: explain CONFIG PROFILE_ID [--json]",
+    ),
     "validate": (_validate, "check a configuration file: validate CONFIG [--online]"),
 }
 

@@ -33,7 +33,7 @@ from worker.telemetry.metrics import Metrics
 log = structlog.get_logger("worker.dryrun")
 SUFFIX = ".dry-run"
 REPORT_INTERVAL_S = 60.0
-ENDPOINTS = ("sync_leads", "add_to_list", "remove_from_list")
+ENDPOINTS = ("sync_leads", "add_to_list", "remove_from_list", "delete_leads")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,13 @@ class DryRunWriter:
         """Answer `removed` for every lead."""
         self._count("remove_from_list", len(lead_ids))
         return [DryResult("removed", lead_id) for lead_id in lead_ids]
+
+    async def delete_leads(
+        self, lead_ids: Sequence[LeadId], still_wanted: Callable[[], bool] | None = None
+    ) -> list[DryResult]:
+        """Answer `deleted` for every lead."""
+        self._count("delete_leads", len(lead_ids))
+        return [DryResult("deleted", lead_id) for lead_id in lead_ids]
 
     def _count(self, endpoint: str, records: int) -> None:
         self.calls[endpoint] += 1

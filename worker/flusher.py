@@ -20,8 +20,8 @@ import structlog
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
 from worker.core.ledger import Hold, OffsetLedger
-from worker.core.outbox import LeadSyncCall, ListCall, Outbox, Rejection, Settled
-from worker.core.profile import ProfileState
+from worker.core.outbox import Call, EraseCall, LeadSyncCall, ListCall, Outbox, Rejection, Settled
+from worker.core.profile import Outcome, ProfileState, Unmatched
 from worker.core.store import StateStore
 from worker.errors import CallAbandoned, MarketoError, QuotaExhausted, RequestRejected
 from worker.telemetry.metrics import Metrics
@@ -55,6 +55,9 @@ class ListWriter(Protocol):
     async def remove_from_list(
         self, list_id: ListId, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
     ) -> Sequence[RecordResult]: ...
+    async def delete_leads(
+        self, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
+    ) -> Sequence[RecordResult]: ...
 
 
 class RejectionSink(Protocol):
@@ -68,6 +71,7 @@ TOO_LARGE = "http_413"  # the body is over Marketo's 1 MB: split the call (API.m
 # A whole call refused (credentials, permissions, a deleted list, a bug): no record in it was
 # judged, so none becomes a rejection; the call waits this long and its offsets stay held.
 REFUSED_BACKOFF_S = 60.0
+ERASING = AudienceId("")  # the refusal key of the person deletions (no audience id is empty)
 
 SyncRow = tuple[str, LeadId | None, str, str]  # status, lead id, reason code, reason message
 
@@ -142,12 +146,12 @@ class Flusher:
             started += 1
         return started
 
-    def _spawn(self, call: LeadSyncCall | ListCall) -> None:
+    def _spawn(self, call: Call) -> None:
         task = asyncio.create_task(self._run(call))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def _next_call(self, now: float, force: bool) -> LeadSyncCall | ListCall | None:
+    def _next_call(self, now: float, force: bool) -> Call | None:
         # refusals are waited out even when forced (a shutdown's drain): they would not pass
         refused = {key for key, until in self.refused_until.items() if until > now}
         if None not in refused:
@@ -155,9 +159,12 @@ class Flusher:
             if lead_sync is not None:
                 return lead_sync
         lists = {key for key in refused if key is not None}
-        return self.outbox.next_list_call(self.store.lead_id, now, force, skip=lists)
+        list_call = self.outbox.next_list_call(self.store.lead_id, now, force, skip=lists)
+        if list_call is not None or ERASING in refused:
+            return list_call
+        return self.outbox.next_erase(now, force)
 
-    async def _run(self, call: LeadSyncCall | ListCall) -> None:
+    async def _run(self, call: Call) -> None:
         try:
             settled = await self._send(call)
         except QuotaExhausted as exc:
@@ -187,23 +194,25 @@ class Flusher:
             return
         self._apply(settled)
 
-    def _retry_later(self, call: LeadSyncCall | ListCall, exc: Exception, backoff_s: float) -> None:
+    def _retry_later(self, call: Call, exc: Exception, backoff_s: float) -> None:
         for hold in self.outbox.retry_later(call, self._is_current):
             self.ledger.release(hold)
         # a longer wait already decided (a 607) is not cut short by another call's failure
         self.backpressure_until = max(self.backpressure_until, time.monotonic() + backoff_s)
         log.warning("flush.retry_later", error=str(exc), records=len(call.taken))
 
-    def _refused(self, call: LeadSyncCall | ListCall, exc: RequestRejected) -> None:
+    def _refused(self, call: Call, exc: RequestRejected) -> None:
         for hold in self.outbox.retry_later(call, self._is_current):
             self.ledger.release(hold)
-        key = call.audience if isinstance(call, ListCall) else None
+        key = call.audience if isinstance(call, ListCall) else _refusal_key(call)
         self.refused_until[key] = time.monotonic() + REFUSED_BACKOFF_S
         log.error("flush.call_refused", code=exc.code, audience=key, records=len(call.taken))
 
-    async def _send(self, call: LeadSyncCall | ListCall) -> Settled:
+    async def _send(self, call: Call) -> Settled:
         if isinstance(call, LeadSyncCall):
             return await self._sync_leads(call)
+        if isinstance(call, EraseCall):
+            return await self._erase(call)
         list_id = self.list_ids[call.audience]
         send = self.writer.add_to_list if call.op is Op.ADD else self.writer.remove_from_list
         # not sent once any change in it is not ours: its partition's new owner sends it, and
@@ -214,6 +223,14 @@ class Flusher:
         rows3 = [(r.status, *_first_reason(r)) for r in results]
         current = self._current_epoch_only(call)
         return self.outbox.settle_list_call(call, rows3, current)
+
+    async def _erase(self, call: EraseCall) -> Settled:
+        """Delete the persons of deleted profiles; not sent once a change in it is not ours."""
+        results = await self.writer.delete_leads(
+            call.lead_ids, lambda: all(self._is_current(i.entry.hold) for i in call.taken)
+        )
+        rows = [(r.status, *_first_reason(r)) for r in results]
+        return self.outbox.settle_erase(call, rows, self.store.get)
 
     async def _sync_leads(self, call: LeadSyncCall) -> Settled:
         """Send the records Marketo can take; one with a refused value becomes a rejection."""
@@ -260,7 +277,8 @@ class Flusher:
         for rejection in settled.rejections:
             self._publish(rejection)
         if settled.unmatched:
-            self.metrics.events.labels("unmatched").inc(settled.unmatched)
+            self.metrics.events.labels(Outcome.UNMATCHED).inc(settled.unmatched)
+            self.metrics.unmatched.labels(Unmatched.NOT_IN_MARKETO).inc(settled.unmatched)
 
     def _publish(self, rejection: Rejection) -> None:
         self.metrics.rejections.labels(rejection.code).inc()
@@ -269,6 +287,10 @@ class Flusher:
             "profile_id": rejection.profile,
             "audience": rejection.audience,
             "list_id": list_id,
+            # every list the person is missing from: a refused lead sync names each list that
+            # waited for it, where `audience` (a list call's) is null
+            "audiences": list(rejection.audiences),
+            "list_ids": [self.list_ids.get(audience) for audience in rejection.audiences],
             "op": rejection.op,
             "code": rejection.code,
             "message": rejection.message,
@@ -295,11 +317,17 @@ def _first_reason(result: RecordResult) -> tuple[str, str]:
     return (code, message)
 
 
-def _halves(call: LeadSyncCall | ListCall) -> list[LeadSyncCall | ListCall]:
+def _refusal_key(call: LeadSyncCall | EraseCall) -> AudienceId | None:
+    return ERASING if isinstance(call, EraseCall) else None
+
+
+def _halves(call: Call) -> list[Call]:
     """The call as two calls of half its records each."""
     cut = len(call.taken) // 2
     if isinstance(call, LeadSyncCall):
         return [LeadSyncCall(call.taken[:cut]), LeadSyncCall(call.taken[cut:])]
+    if isinstance(call, EraseCall):
+        return [EraseCall(call.taken[:cut]), EraseCall(call.taken[cut:])]
     return [
         ListCall(call.audience, call.op, call.taken[:cut], call.lead_ids[:cut]),
         ListCall(call.audience, call.op, call.taken[cut:], call.lead_ids[cut:]),

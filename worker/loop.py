@@ -21,11 +21,12 @@ from worker.core.ids import AudienceId, ProfileId, Record
 from worker.core.ledger import OffsetLedger
 from worker.core.membership import Audiences, transitions
 from worker.core.outbox import Outbox
-from worker.core.profile import Outcome, ProfileState, apply
+from worker.core.profile import Outcome, ProfileState, Unmatched, apply
 from worker.core.store import StateStore
 from worker.errors import DeliveryFailed, PoisonMessage
 from worker.flusher import Flusher
 from worker.restoring import EndOffset, Restorer, Restores
+from worker.telemetry.logging import email_hash
 from worker.telemetry.metrics import Metrics
 
 log = structlog.get_logger("worker.loop")
@@ -200,12 +201,25 @@ class Loop:
         state.desired = self.audiences.desired(state, before)
         flips = transitions(before.desired if before else frozenset(), state.desired)
         self.store.put(record.partition, event.profile_id, state)
+        erased = self.outbox.erase_if_deleted(
+            event.profile_id, state, lambda: self.ledger.hold(record.partition, record.offset), now
+        )
+        self.ledger.release(erased)
         if flips:
             self._buffer(event.profile_id, state, record, flips, now)
         outcome = Outcome.APPLIED if flips else Outcome.NO_CHANGE
         if state.email is None and not state.deleted:
-            outcome = Outcome.UNMATCHED  # no match key: never sent (DESIGN §2.1)
+            outcome = Outcome.UNMATCHED  # no valid match key: never sent
+            self._unmatched(event.email)
         self.outcomes[outcome].inc()
+
+    def _unmatched(self, refused_email: str | None) -> None:
+        """Count why a profile is unmatched; `refused_email`: the event's invalid email."""
+        if refused_email is None:
+            self.metrics.unmatched.labels(Unmatched.NO_EMAIL).inc()
+            return
+        self.metrics.unmatched.labels(Unmatched.INVALID_EMAIL).inc()
+        log.info("event.unmatched", reason=Unmatched.INVALID_EMAIL, email=email_hash(refused_email))
 
     def _buffer(
         self,

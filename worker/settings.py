@@ -191,6 +191,9 @@ class MarketoSettings(BaseModel):
     client_id: SecretStr = SecretStr("")
     client_secret: SecretStr = SecretStr("")
     person_creation: Literal["match_and_create", "match_only"] = "match_and_create"
+    # erasure requests: after a `delete` event has taken the person out of every list, delete
+    # the Marketo person too (only one the worker knows by lead id)
+    delete_persons: bool = False
     lookup_field: NonEmpty = "email"
     list_folder: NonEmpty = "Audiences"
     budget: BudgetSettings = Field(default_factory=BudgetSettings)

@@ -65,6 +65,39 @@ def test_profile_without_email_is_counted_unmatched_and_never_sent(
     assert unmatched == 1
 
 
+def test_invalid_email_is_counted_unmatched_and_never_sent(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Qualifying profiles whose email is not an address create no lead and are counted as
+    unmatched with the reason invalid_email; the email is logged only as a hash."""
+    topic = new_input_topic(kafka_bootstrap, partitions=1)
+    bad = ("not-an-email", "has space@example.com")
+    known = {"email": "known@example.com"}
+    records = [
+        *(
+            event(f"p-bad-{i}", 1, identities={"email": email}, attributes={"country": "FR"})
+            for i, email in enumerate(bad)
+        ),
+        event("p-known", 2, identities=known, attributes={"country": "FR", **NAMES}),
+    ]
+    with SandboxProcess("--no-limits") as sandbox:
+        config = write_config(tmp_path / "c.yaml", kafka_bootstrap, sandbox.url, topic, AUDIENCES)
+        worker = WorkerProcess(config, tmp_path / "w.log")
+        try:
+            produce(kafka_bootstrap, topic, records)
+            wait_for_lists(sandbox, {"FR": {"known@example.com"}}, 90)
+            wait_for(lambda: metric(worker, "marketo_worker_events_total") >= 3, 30, "the events")
+            invalid = metric(worker, 'marketo_worker_unmatched_total{reason="invalid_email"}')
+            counted = (metric_with(worker, 'outcome="unmatched"'), invalid)
+            leads = emails_in_marketo(sandbox)
+        finally:
+            assert worker.stop() == 0
+    assert (leads, counted) == ({"known@example.com"}, (2, 2))
+    log = (tmp_path / "w.log").read_text()
+    assert "event.unmatched" in log
+    assert not any(email in log for email in bad)
+
+
 def test_match_only_never_creates_an_unknown_person(kafka_bootstrap: str, tmp_path: Path) -> None:
     """With match_only, a person Marketo knows is added; an unknown one is neither created nor
     added, and is counted as unmatched."""

@@ -4,6 +4,7 @@ code, is counted, and does not hold back the offsets behind it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -68,3 +69,42 @@ def test_refused_record_goes_to_rejections_and_offsets_move_on(
     assert body["profile_id"] == "p-bad"
     assert body["code"] == "1003"
     assert rejection.key() == b"p-bad"
+
+
+def test_refused_lead_sync_rejection_names_the_lists_the_person_misses(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A lead sync Marketo refuses (a non-ASCII email, 1003) for a person entering two lists
+    is published once, naming both audiences and their list ids."""
+    topic = new_input_topic(kafka_bootstrap, partitions=1)
+    audiences = [
+        *AUDIENCES,
+        {"id": "fr", "name": "FR", "rule": 'country == "FR"', "list": {"name": "FR"}},
+    ]
+    bad = event(
+        "p-bad",
+        1,
+        identities={"email": "bäd@example.com"},
+        attributes={"country": "FR", "firstName": "A", "lastName": "B"},
+    )
+    good = event(
+        "p-good",
+        2,
+        identities={"email": "good@example.com"},
+        attributes={"country": "FR", "firstName": "A", "lastName": "B"},
+    )
+    with SandboxProcess("--no-limits") as sandbox:
+        path = write_config(tmp_path / "c.yaml", kafka_bootstrap, sandbox.url, topic, audiences)
+        worker = WorkerProcess(path, tmp_path / "w.log")
+        try:
+            produce(kafka_bootstrap, topic, [bad, good])
+            wait_for_lists(sandbox, {"All": {"good@example.com"}, "FR": {"good@example.com"}}, 90)
+            state: dict[str, Any] = sandbox.state()
+            lists = {item["name"]: item["id"] for item in state["lists"]}
+        finally:
+            assert worker.stop() == 0
+    (rejection,) = read_topic(kafka_bootstrap, f"{topic}.rejections", 1)
+    body = orjson.loads(rejection.value())
+    assert (body["op"], body["audience"], body["list_id"]) == ("sync_lead", None, None)
+    named = sorted(zip(body["audiences"], body["list_ids"], strict=True))
+    assert named == [("all", lists["All"]), ("fr", lists["FR"])]

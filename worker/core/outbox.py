@@ -41,14 +41,32 @@ class ListCall:
 
 
 @dataclass(frozen=True, slots=True)
+class EraseCall:
+    """Delete these deleted profiles' Marketo persons (`marketo.delete_persons`)."""
+
+    taken: Sequence[Taken[ProfileId, LeadId]]
+
+    @property
+    def lead_ids(self) -> list[LeadId]:
+        """The persons to delete, one per profile."""
+        return [item.entry.value for item in self.taken]
+
+
+Call = LeadSyncCall | ListCall | EraseCall
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
-    """A change Marketo refused for good, to be written to the rejections topic."""
+    """A change Marketo refused for good, to be written to the rejections topic. `audience`
+    is the list call's; `audiences` every list the person is missing from because of it (a
+    refused lead sync cancels the adds of every list that waited for it)."""
 
     profile: ProfileId
     audience: AudienceId | None
     op: str
     code: str
     message: str
+    audiences: tuple[AudienceId, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +82,14 @@ class Settled:
 class Outbox:
     """The buffers, their due calls, and the effect of each call's results on profile state."""
 
-    def __init__(self, audiences: Sequence[AudienceId], max_batch: int, linger_s: float) -> None:
+    def __init__(
+        self,
+        audiences: Sequence[AudienceId],
+        max_batch: int,
+        linger_s: float,
+        *,
+        delete_persons: bool = False,
+    ) -> None:
         # per profile, the lists with a change for it pending or in flight
         self._busy: dict[ProfileId, set[str]] = {}
         self.lists: dict[AudienceId, CoalescingBuffer[ProfileId, bool]] = {
@@ -76,10 +101,16 @@ class Outbox:
         self.syncing: dict[ProfileId, str] = {}
         self.max_batch = max_batch
         self.linger_s = linger_s
+        # deleted profiles whose Marketo person is to be deleted too (profile -> lead id), when
+        # `delete_persons` is on; each entry holds the delete event's offset until Marketo's answer
+        self.erasures: CoalescingBuffer[ProfileId, LeadId] | None = (
+            CoalescingBuffer() if delete_persons else None
+        )
 
     def size(self) -> int:
         """Return the number of buffered changes (the bound that pauses partitions)."""
-        return len(self.leads) + sum(len(buffer) for buffer in self.lists.values())
+        erasing = len(self.erasures) if self.erasures is not None else 0
+        return len(self.leads) + erasing + sum(len(buffer) for buffer in self.lists.values())
 
     def enqueue(
         self,
@@ -115,6 +146,48 @@ class Outbox:
                 self.leads.put(state.email, waiting | {profile}, None, now)
                 self.syncing[profile] = state.email
         return released
+
+    def erase_if_deleted(
+        self, profile: ProfileId, state: ProfileState, hold: Callable[[], Hold | None], now: float
+    ) -> Hold | None:
+        """With `delete_persons`, buffer the deletion of a deleted profile's Marketo person (one
+        the worker knows by lead id), or cancel it when the profile came back; return the hold
+        this released."""
+        if self.erasures is None:
+            return None
+        if state.deleted and state.lead_id is not None:
+            return self.erasures.put(profile, state.lead_id, hold(), now)
+        return self.erasures.cancel(profile)
+
+    def next_erase(self, now: float, force: bool = False) -> EraseCall | None:
+        """Return the persons to delete now: due as other buffers are, and only those whose
+        list removals Marketo has acknowledged (nothing of theirs buffered or in flight)."""
+        buffer = self.erasures
+        if buffer is None or not len(buffer):
+            return None
+        if not (force or self._is_due(buffer.oldest_since(), len(buffer), now)):
+            return None
+        taken = buffer.take(self.max_batch, lambda profile, _lead: profile not in self._busy)
+        return EraseCall(taken) if taken else None
+
+    def settle_erase(
+        self, call: EraseCall, results: Sequence[tuple[str, str, str]], state_of: StateOf
+    ) -> Settled:
+        """Apply delete-leads results: `deleted`, or 1004 (already gone), is done; the state
+        forgets the lead id, so a later return of the profile syncs a new person."""
+        assert self.erasures is not None  # only called for a call it made
+        self.erasures.finish(call.taken)
+        settled = Settled([], [], [])
+        for item, (status, code, message) in zip(call.taken, results, strict=True):
+            settled.holds.append(item.entry.hold)
+            if status != "deleted" and code != LEAD_NOT_FOUND:
+                settled.rejections.append(Rejection(item.key, None, "delete_person", code, message))
+                continue
+            state = state_of(item.key)
+            if state is not None and state.lead_id == item.entry.value:
+                state.lead_id = None
+                settled.changed.append(item.key)
+        return settled
 
     def outstanding(self, profile: ProfileId) -> frozenset[AudienceId]:
         """The audiences with a change for `profile` buffered or in flight: what Marketo has
@@ -200,9 +273,7 @@ class Outbox:
         taken = [*first, *buffer.take(self.max_batch - 1, eligible)]
         return ListCall(audience, Op.ADD if op_member else Op.REMOVE, taken, lead_ids)
 
-    def retry_later(
-        self, call: LeadSyncCall | ListCall, current: Callable[[Hold | None], bool]
-    ) -> list[Hold | None]:
+    def retry_later(self, call: Call, current: Callable[[Hold | None], bool]) -> list[Hold | None]:
         """Put a failed call's entries back (a newer buffered value wins), but those read from
         a partition since revoked (not `current`: the new owner sends them); return the holds
         freed."""
@@ -214,6 +285,9 @@ class Outbox:
                 for profile in item.entry.value:
                     self.syncing.setdefault(profile, item.key)  # unless it waits under another
             return self.leads.give_back(call.taken)
+        if isinstance(call, EraseCall):
+            assert self.erasures is not None
+            return self.erasures.give_back(call.taken, lambda e: current(e.hold))
         return self.lists[call.audience].give_back(call.taken, lambda e: current(e.hold))
 
     def drop_partitions(self, partitions: set[int]) -> None:
@@ -225,6 +299,10 @@ class Outbox:
 
         for buffer in self.lists.values():
             buffer.drop(revoked)
+        if self.erasures is not None:
+            self.erasures.drop(
+                lambda entry: entry.hold is not None and entry.hold.partition in partitions
+            )
 
     def settle_list_call(
         self, call: ListCall, results: Sequence[tuple[str, str, str]], state_of: StateOf
@@ -249,9 +327,7 @@ class Outbox:
             gone = code in (NOT_IN_LIST, LEAD_NOT_FOUND)
             ok = status in SUCCESS or (call.op is Op.REMOVE and gone)
             if not ok:
-                settled.rejections.append(
-                    Rejection(item.key, call.audience, call.op, code, message)
-                )
+                settled.rejections.append(_list_rejection(item.key, call, code, message))
                 continue
             if state is not None:
                 member = call.op is Op.ADD
@@ -291,35 +367,55 @@ class Outbox:
                     state.lead_id = lead_id
                     settled.changed.append(profile)
                     continue
-                settled.holds.extend(self._cancel_waiting(profile))
                 if match_only and code == "1004":
+                    settled.holds.extend(self._cancel_waiting(profile)[0])
                     unmatched += 1  # match_only: a person unknown to Marketo is never created
                 else:
-                    settled.rejections.append(Rejection(profile, None, "sync_lead", code, message))
+                    rejection = self._reject_sync(profile, code, message)
+                    settled.holds.extend(rejection[0])
+                    settled.rejections.append(rejection[1])
         return Settled(settled.holds, settled.rejections, settled.changed, unmatched)
 
-    def _cancel_waiting(self, profile: ProfileId) -> list[Hold | None]:
-        """Cancel the changes that waited for a lead id that will not come."""
-        return [
-            buffer.cancel(profile)
-            for buffer in self.lists.values()
-            if buffer.pending(profile) is not None
-        ]
+    def _cancel_waiting(self, profile: ProfileId) -> tuple[list[Hold | None], list[AudienceId]]:
+        """Cancel the changes that waited for a lead id that will not come; return their holds
+        and their audiences."""
+        waiting = [a for a, buffer in self.lists.items() if buffer.pending(profile) is not None]
+        return [self.lists[audience].cancel(profile) for audience in waiting], waiting
 
-    def reject_call(self, call: LeadSyncCall | ListCall, code: str, message: str) -> Settled:
+    def _reject_sync(
+        self, profile: ProfileId, code: str, message: str
+    ) -> tuple[list[Hold | None], Rejection]:
+        """A refused lead sync: cancel what waited for it, and say which lists miss the person."""
+        holds, audiences = self._cancel_waiting(profile)
+        return holds, Rejection(profile, None, "sync_lead", code, message, tuple(audiences))
+
+    def reject_call(self, call: Call, code: str, message: str) -> Settled:
         """A whole call was refused for good: every record in it becomes a rejection."""
+        if isinstance(call, EraseCall):
+            assert self.erasures is not None
+            self.erasures.finish(call.taken)
+            return Settled(
+                [item.entry.hold for item in call.taken],
+                [Rejection(i.key, None, "delete_person", code, message) for i in call.taken],
+                [],
+            )
         if isinstance(call, LeadSyncCall):
             self.leads.finish(call.taken)
             holds: list[Hold | None] = []
             rejections = []
             for item in call.taken:
                 for profile in item.entry.value:
-                    holds.extend(self._cancel_waiting(profile))
-                    rejections.append(Rejection(profile, None, "sync_lead", code, message))
+                    cancelled, rejection = self._reject_sync(profile, code, message)
+                    holds.extend(cancelled)
+                    rejections.append(rejection)
             return Settled(holds, rejections, [])
         self.lists[call.audience].finish(call.taken)
         return Settled(
             [item.entry.hold for item in call.taken],
-            [Rejection(item.key, call.audience, call.op, code, message) for item in call.taken],
+            [_list_rejection(item.key, call, code, message) for item in call.taken],
             [],
         )
+
+
+def _list_rejection(profile: ProfileId, call: ListCall, code: str, message: str) -> Rejection:
+    return Rejection(profile, call.audience, call.op, code, message, (call.audience,))

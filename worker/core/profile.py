@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from worker.core.email import is_valid_email
 from worker.core.events import EventOp, ProfileUpdate
 from worker.core.ids import AudienceId, LeadId
 from worker.core.rule_values import JsonValue
@@ -28,6 +29,14 @@ class Outcome(StrEnum):
     NO_CHANGE = "no_change"
     INVALID = "invalid"
     UNMATCHED = "unmatched"
+
+
+class Unmatched(StrEnum):
+    """Why an event was counted unmatched; the label of `unmatched_total{reason}`."""
+
+    NO_EMAIL = "no_email"  # the profile has no email
+    INVALID_EMAIL = "invalid_email"  # the event's email is not an address (worker.core.email)
+    NOT_IN_MARKETO = "not_in_marketo"  # match_only, and Marketo does not know the person
 
 
 @dataclass(slots=True)
@@ -128,7 +137,7 @@ def apply(
     return ProfileState(  # not dataclasses.replace: twice the cost, on every event
         ts_ms=event.ts_ms,
         offset=offset,
-        email=event.email if "email" in identities else base.email,
+        email=_valid_email(event.email, base.email) if "email" in identities else base.email,
         ecid=(event.ecid if "ecid" in identities else base.ecid) if ECID in paths else None,
         attributes=project(attributes, paths),
         consent={**base.consent, **event.consent} if not base.deleted else dict(event.consent),
@@ -137,3 +146,11 @@ def apply(
         acked=base.acked,
         lead_id=base.lead_id,
     )
+
+
+def _valid_email(email: str | None, known: str | None) -> str | None:
+    """The event's email when it is a valid one, else None: an invalid email is no match key,
+    so the profile is never sent to Marketo. The email the state already has was checked."""
+    if email is None or email == known or is_valid_email(email):
+        return email
+    return None

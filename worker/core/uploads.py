@@ -15,6 +15,7 @@ from typing import Final, Literal, cast
 
 import msgspec
 
+from worker.core.email import is_valid_email
 from worker.core.ids import AudienceId, ProfileId
 
 __all__ = [
@@ -33,9 +34,6 @@ __all__ = [
 Status = Literal["realized", "exited"]
 MAX_PROFILE_ID_CHARS: Final = 256  # schemas/profile-update.schema.json: profile_id maxLength
 _RESERVED: Final = ("email", "profile_id", "ecid")
-# A basic shape only (one "@", a dotted domain, no spaces or controls): Marketo judges the rest.
-_EMAIL: Final = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f.]+(\.[^@\s\x00-\x1f.]+)+$")
-_MAX_EMAIL_CHARS: Final = 254  # RFC 5321 path limit
 # Lone surrogates: bytes that were not UTF-8, kept by the reader's "surrogateescape" handler.
 _UNDECODED: Final = re.compile("[\ud800-\udfff]")
 _ENCODER = msgspec.json.Encoder()
@@ -183,7 +181,7 @@ def to_event(
     email = cells[header.email].strip()
     if not email:
         return BadRow(line, "missing email")
-    if len(email) > _MAX_EMAIL_CHARS or _EMAIL.match(email) is None:
+    if not is_valid_email(email):
         return BadRow(line, "invalid email")
     given = cells[header.profile_id].strip() if header.profile_id is not None else ""
     if len(given) > MAX_PROFILE_ID_CHARS:

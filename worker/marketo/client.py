@@ -136,6 +136,18 @@ class MarketoClient:
         request = Request("remove_from_list", "POST", path, query, body, _JSON, still_wanted)
         return await self._records(request, len(lead_ids))
 
+    async def delete_leads(
+        self, lead_ids: Sequence[LeadId], still_wanted: Callable[[], bool] | None = None
+    ) -> list[RecordResult]:
+        """Delete up to 300 persons (`deleted`; one Marketo no longer has is skipped 1004)."""
+        _check_batch(len(lead_ids), "lead ids")
+        if not lead_ids:
+            return []
+        body = _ids_body(lead_ids)
+        path = "/rest/v1/leads/delete.json"
+        request = Request("delete_leads", "POST", path, (), body, _JSON, still_wanted)
+        return await self._records(request, len(lead_ids))
+
     async def find_leads(
         self, field: str, values: Sequence[str], fields: Sequence[str]
     ) -> list[dict[str, object]]:

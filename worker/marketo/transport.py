@@ -39,6 +39,7 @@ Endpoint = Literal[
     "sync_leads",
     "add_to_list",
     "remove_from_list",
+    "delete_leads",
     "find_leads",
     "list_members",
     "describe",

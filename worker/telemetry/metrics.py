@@ -20,6 +20,9 @@ class Metrics:
         r = self.registry
         p = PREFIX
         self.events = Counter(f"{p}events", "Input events by outcome", ["outcome"], registry=r)
+        self.unmatched = Counter(
+            f"{p}unmatched", "Events counted unmatched, by why", ["reason"], registry=r
+        )
         self.membership_changes = Counter(
             f"{p}membership_changes", "Membership changes derived", ["audience", "op"], registry=r
         )

@@ -152,6 +152,28 @@ def test_match_only_unknown_person_is_unmatched_not_rejected() -> None:
     assert outbox.lists[A].pending(P) is None
 
 
+def test_a_refused_lead_sync_names_every_list_the_person_misses() -> None:
+    """A lead sync Marketo refuses cancels the adds that waited for it; its rejection names
+    each of their lists, so the user knows where the person is missing."""
+    outbox, ledger, states = setup()
+    enqueue(outbox, ledger, states[P], {A: True, C: True}, offset=0)
+    call = outbox.next_lead_sync(now=100.0)
+    assert call is not None
+    settled = outbox.settle_lead_sync(
+        call, [("skipped", None, "1003", "Invalid email")], states.get, match_only=False
+    )
+    (rejection,) = settled.rejections
+    assert (rejection.audience, sorted(rejection.audiences)) == (None, [A, C])
+
+
+def test_a_refused_list_call_names_its_own_list() -> None:
+    """A record refused by a list call names that list in both `audience` and `audiences`."""
+    outbox, _ledger, states, call = known_person_call(member=True)
+    settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")], states.get)
+    (rejection,) = settled.rejections
+    assert (rejection.audience, rejection.audiences) == (A, (A,))
+
+
 def test_a_buffer_is_due_at_max_batch_before_its_linger() -> None:
     """300 waiting entries make a call at once; fewer wait for the linger."""
     ledger = OffsetLedger()
@@ -301,3 +323,51 @@ def test_an_add_lost_to_1004_and_replaced_by_a_remove_syncs_no_one() -> None:
     settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
     assert (settled.rejections, states[P].lead_id) == ([], LeadId(7))
     assert outbox.next_lead_sync(now=100.0, force=True) is None
+
+
+def erasing_setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]]:
+    """Lead 7, member of A, deleted at offset 1 with `delete_persons` on."""
+    ledger = OffsetLedger()
+    ledger.assign(0)
+    outbox = Outbox([A], max_batch=300, linger_s=1.0, delete_persons=True)
+    deleted = ProfileState(ts_ms=2, offset=1, acked=frozenset({A}), lead_id=LeadId(7))
+    deleted.deleted = True
+    states = {P: deleted}
+    enqueue(outbox, ledger, deleted, {A: False}, offset=1)
+    outbox.erase_if_deleted(P, deleted, lambda: ledger.hold(0, 1), 0.0)
+    return outbox, ledger, states
+
+
+def test_a_person_is_deleted_only_after_leaving_every_list() -> None:
+    """The deletion of a deleted profile's person waits until its list removal is settled."""
+    outbox, _ledger, states = erasing_setup()
+    assert outbox.next_erase(now=100.0) is None
+    remove = outbox.next_list_call(leads(states), now=100.0)
+    assert remove is not None
+    outbox.settle_list_call(remove, [("removed", "", "")], states.get)
+    erase = outbox.next_erase(now=100.0)
+    assert erase is not None
+    assert erase.lead_ids == [LeadId(7)]
+
+
+def test_a_person_marketo_no_longer_has_counts_as_deleted() -> None:
+    """1004 on a delete is done: the hold is released and the state forgets the lead id."""
+    outbox, ledger, states = erasing_setup()
+    remove = outbox.next_list_call(leads(states), now=100.0)
+    assert remove is not None
+    for hold in outbox.settle_list_call(remove, [("removed", "", "")], states.get).holds:
+        ledger.release(hold)
+    erase = outbox.next_erase(now=100.0)
+    assert erase is not None
+    settled = outbox.settle_erase(erase, [("skipped", "1004", "Lead not found")], states.get)
+    for hold in settled.holds:
+        ledger.release(hold)
+    assert (settled.rejections, states[P].lead_id, ledger.committable()) == ([], None, {0: 2})
+
+
+def test_a_profile_back_before_the_deletion_cancels_it() -> None:
+    """An event after the delete (the profile came back) cancels the pending deletion."""
+    outbox, _ledger, _states = erasing_setup()
+    back = ProfileState(ts_ms=3, offset=2, email="ann@example.com", lead_id=LeadId(7))
+    assert outbox.erase_if_deleted(P, back, lambda: None, 0.0) is not None
+    assert outbox.size() == 1  # the removal only

@@ -34,6 +34,21 @@ def test_equal_ts_later_offset_wins() -> None:
     assert newer.attributes == {"country": "DE"}
 
 
+def test_an_invalid_email_is_no_match_key() -> None:
+    """An event whose email is not an address leaves the state without one, so the profile is
+    never sent to Marketo."""
+    state = apply(None, event("upsert", 1, identities={"email": "has space@example.com"}), 0, PATHS)
+    assert state is not None
+    assert state.email is None
+
+
+def test_an_invalid_email_replaces_a_valid_one() -> None:
+    """A later event that changes the email to an invalid one takes the match key away."""
+    state = apply(None, event("upsert", 1, identities={"email": "ann@example.com"}), 0, PATHS)
+    newer = apply(state, event("patch", 2, identities={"email": "not-an-email"}), 1, PATHS)
+    assert (state and state.email, newer and newer.email) == ("ann@example.com", None)
+
+
 def test_a_replayed_event_is_stale() -> None:
     """Re-reading the same offset after a restore changes nothing."""
     state = apply(None, event("upsert", 100), 5, PATHS)
