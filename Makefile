@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
+KAFKA_RUN_DIR ?= .kafka/run
 PYTEST_ARGS ?=
 
 .PHONY: install test test-unit test-faults lint format demo bench kafka-up kafka-down clean
@@ -44,10 +45,10 @@ bench: install  ## the benchmark: scenarios on a real broker and the sandbox (no
 	$(PY) -m tests.bench.run --runs 3
 
 kafka-up: install  ## a local Kafka broker in the background on 127.0.0.1:$(KAFKA_PORT)
-	$(PY) -m worker.kafka.localbroker up --port $(KAFKA_PORT)
+	$(PY) -m worker.kafka.localbroker up --port $(KAFKA_PORT) --run-dir $(KAFKA_RUN_DIR)
 
 kafka-down:  ## stop the broker kafka-up started
-	$(PY) -m worker.kafka.localbroker down
+	$(PY) -m worker.kafka.localbroker down --run-dir $(KAFKA_RUN_DIR)
 
 clean:
 	rm -rf .kafka/run .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -98,6 +98,10 @@ COMMANDS = {
         _module_main("worker.importer"),
         "publish a CSV as audience membership events: import-audience CONFIG AUDIENCE FILE",
     ),
+    "create-topics": (
+        _module_main("worker.create_topics"),
+        "create the topics a config names: create-topics CONFIG [--partitions N]",
+    ),
     "generate": (
         _module_main("worker.generator"),
         "publish realistic events: generate CONFIG --rate N",

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,8 +182,11 @@ class LocalBroker:
         if done.returncode != 0:
             raise LocalBrokerError(f"formatting KRaft storage failed: {done.stdout}{done.stderr}")
 
-    def start(self, timeout_s: float = 90.0) -> str:
-        """Start the broker and return its bootstrap address once it serves metadata requests."""
+    def start(self, timeout_s: float = 90.0, cancelled: Callable[[], bool] = lambda: False) -> str:
+        """Start the broker and return its bootstrap address once it serves metadata requests.
+
+        `cancelled()` turning true while it starts (the demo's Ctrl-C) stops it and raises.
+        """
         check_port_free(self.layout.port)
         check_port_free(self.layout.controller_port)
         self.layout.run_dir.mkdir(parents=True, exist_ok=True)
@@ -199,14 +203,17 @@ class LocalBroker:
                 env={**os.environ, "LOG_DIR": str(self.layout.run_dir / "logs")},
             )
         self.layout.pid_file.write_text(str(self.process.pid))
-        self._wait_ready(timeout_s)
+        self._wait_ready(timeout_s, cancelled)
         return self.bootstrap
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def _wait_ready(self, timeout_s: float, cancelled: Callable[[], bool]) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout_s
         log_offset = self.layout.log_file.stat().st_size if self.layout.log_file.exists() else 0
         while time.monotonic() < deadline:
+            if cancelled():
+                self.stop()
+                raise LocalBrokerError("the broker's start was cancelled; it is stopped")
             if self.process.poll() is not None:
                 raise LocalBrokerError(
                     f"the broker exited with code {self.process.returncode}; "

@@ -101,3 +101,9 @@ def create_topic_if_missing(config: Mapping[str, str], topic: str, partitions: i
     except KafkaException as exc:
         if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
             raise ConfigError(f"cannot create topic {topic!r}: {exc}") from None
+
+
+def topic_partitions(config: Mapping[str, str]) -> dict[str, int]:
+    """Every topic on the cluster with its partition count (`create-topics` reports them)."""
+    _, existing = _list_topics(config)
+    return {name: len(meta.partitions) for name, meta in existing.items()}

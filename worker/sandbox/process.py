@@ -50,7 +50,15 @@ class SandboxProcess:
         env = {**os.environ, "MARKETO_CLIENT_SECRET": self.client_secret}
         command = [sys.executable, "-m", "worker.sandbox", "--port", "0"]
         command += ["--client-id", self.client_id, *self.args]
-        self.popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        self.popen = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            # a terminal's Ctrl-C reaches only its parent, which stops it by pid when it is done
+            # with it (otherwise it dies before the worker that still needs it)
+            start_new_session=True,
+        )
         try:
             self.url = self._read_ready_line()
         except BaseException:
