@@ -201,12 +201,13 @@ class Loop:
         state.desired = self.audiences.desired(state, before)
         flips = transitions(before.desired if before else frozenset(), state.desired)
         self.store.put(record.partition, event.profile_id, state)
+        if flips:
+            self._buffer(event.profile_id, state, record, flips, now)
+        # after the list changes: a delete cancels a buffered lead sync, then nothing awaits it
         erased = self.outbox.erase_if_deleted(
             event.profile_id, state, lambda: self.ledger.hold(record.partition, record.offset), now
         )
         self.ledger.release(erased)
-        if flips:
-            self._buffer(event.profile_id, state, record, flips, now)
         outcome = Outcome.APPLIED if flips else Outcome.NO_CHANGE
         if state.email is None and not state.deleted:
             outcome = Outcome.UNMATCHED  # no valid match key: never sent

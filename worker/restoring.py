@@ -2,9 +2,10 @@
 
 A newly assigned partition stays paused until every Marketo call its previous owner may have
 started has ended (`handover_s`); then its changelog is read in a thread, sorted by
-worker.core.restore and loaded, whatever Marketo has not acknowledged is buffered again, and the
-loop is told it may resume the partition. A restore that fails (Kafka unreachable) is retried a
-second later: the partition never stays paused for good.
+worker.core.restore and loaded, whatever Marketo has not acknowledged is buffered again (and,
+with `marketo.delete_persons`, every person deletion not yet answered), and the loop is told it
+may resume the partition. A restore that fails (Kafka unreachable) is retried a second later:
+the partition never stays paused for good.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Restores:
             self._resend_unacknowledged(partition, epoch, profile, state)
             for profile, state in restored.pending.items()
         )
+        resent += self._erase_again(partition, epoch, restored)
         if self.store.codec.layout_id not in image.layouts:  # later readers must know it
             self.write_state(partition, *self.store.codec.layout_record())
         if clean:
@@ -162,7 +164,8 @@ class Restores:
         """Read a partition's last states and sort them (worker.core.restore). Runs in a
         thread: it changes only its locals (and teaches the codec the layouts it finds)."""
         codec = self.store.codec
-        return triage(snapshot.read_image(self.read(partition), codec), codec, self.audiences)
+        image = snapshot.read_image(self.read(partition), codec)
+        return triage(image, codec, self.audiences, delete_persons=self.outbox.deletes_persons)
 
     def _resend_unacknowledged(
         self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
@@ -175,3 +178,14 @@ class Restores:
         marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
         self.outbox.enqueue(profile, state, flips, lambda: marker, self.clock())
         return 1
+
+    def _erase_again(self, partition: int, epoch: int | None, restored: Restored) -> int:
+        """Queue again the person deletions a previous owner had not seen answered (its delete
+        events, replayed, are stale); each waits for the profile's list removals, as before;
+        return how many."""
+        if epoch is None:
+            return 0
+        marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
+        for profile, state in restored.erasing.items():
+            self.outbox.erase_if_deleted(profile, state, lambda: marker, self.clock())
+        return len(restored.erasing)

@@ -42,6 +42,9 @@ class Marketo:
         self.release = asyncio.Event()
         self.slot = asyncio.Event()  # the budget slot calls wait for, as the transport does
         self.slot.set()
+        self.persons = {LEAD}
+        self.deletes = asyncio.Event()  # a person deletion is not sent until this is set
+        self.deletes.set()
 
     async def sync_leads(
         self, records: Sequence[Mapping[str, object]], *, action: str, lookup_field: str
@@ -67,6 +70,13 @@ class Marketo:
             raise CallAbandoned("not ours any more")
         self.members -= set(lead_ids)
         return [Result("removed") for _ in lead_ids]
+
+    async def delete_leads(
+        self, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
+    ) -> list[Result]:
+        await self.deletes.wait()
+        self.persons -= set(lead_ids)
+        return [Result("deleted") for _ in lead_ids]
 
 
 class Consumer:
@@ -106,12 +116,19 @@ class Publisher:
         return True
 
 
-def owner(changelog: Changelog, marketo: Marketo, clock: list[float], end: int) -> Loop:
+def owner(
+    changelog: Changelog,
+    marketo: Marketo,
+    clock: list[float],
+    end: int,
+    *,
+    delete_persons: bool = False,
+) -> Loop:
     """A worker that reads and writes `changelog`; `end` is the input's end at assignment."""
     fields = {"email": FieldSpec("email", "email", 255, True)}
     publisher = Publisher(changelog)
     flusher = Flusher(
-        Outbox([FR], 300, 1.0),
+        Outbox([FR], 300, 1.0, delete_persons=delete_persons),
         marketo,
         StateStore(StateCodec(AUDIENCES.paths)),
         OffsetLedger(),
@@ -256,3 +273,38 @@ async def test_a_call_waiting_for_its_slot_when_its_partition_is_revoked_is_not_
     marketo.slot.set()
     await settle(loop, clock)
     assert (marketo.members, loop.outbox.size(), len(loop.flusher.tasks)) == (set(), 0, 0)
+
+
+async def test_a_person_deletion_unanswered_at_a_crash_is_sent_by_the_next_owner() -> None:
+    """With delete_persons, the deleted state is written once the person left the list, while
+    the deletion still holds the offset; the owner dies, the replayed delete is stale, and the
+    next owner's restore deletes the person."""
+    settled = ProfileState(
+        ts_ms=1,
+        offset=0,
+        email="a@x.io",
+        attributes={"country": "FR"},
+        desired=frozenset({FR}),
+        acked=frozenset({FR}),
+        lead_id=LEAD,
+    )
+    changelog: Changelog = [CODEC.layout_record(), (b"p", CODEC.encode(settled))]
+    marketo, clock = Marketo(), [0.0]
+    marketo.members = {LEAD}
+    marketo.deletes.clear()
+    delete = Record(0, 5, b"p", msgspec.json.encode({"profile_id": "p", "ts": 10, "op": "delete"}))
+    first = owner(changelog, marketo, clock, end=5, delete_persons=True)
+    await restore(first)
+    first.process(delete, clock[0])
+    await settle(first, clock)  # out of the list; the deletion is out, unanswered
+    await first.commit()
+    written = CODEC.decode(changelog[-1][1] or b"")  # the deleted state is in the changelog
+    assert (marketo.members, marketo.persons, written.deleted) == (set(), {LEAD}, True)
+    for task in list(first.flusher.tasks):
+        task.cancel()  # kill -9
+    marketo.deletes.set()
+    second = owner(changelog, marketo, clock, end=6, delete_persons=True)
+    await restore(second)
+    second.process(delete, clock[0])  # stale: the state says deleted at this ts
+    await settle(second, clock)
+    assert marketo.persons == set()

@@ -66,6 +66,14 @@ class CoalescingBuffer(Generic[K, V]):
         replaced, entry.value, entry.hold = entry.hold, value, hold  # keeps its age and place
         return replaced
 
+    def in_flight_values(self) -> list[V]:
+        """Return the values of every call in flight."""
+        return [entry.value for entry in self._in_flight.values()]
+
+    def update(self, key: K, value: V) -> None:
+        """Change the value pending for `key`, keeping its hold and its age."""
+        self._pending[key].value = value
+
     def cancel(self, key: K) -> Hold | None:
         """Drop the pending entry for `key` (e.g. enter then exit before a flush)."""
         entry = self._pending.pop(key, None)

@@ -21,6 +21,9 @@ SUCCESS = frozenset({"created", "updated", "added", "removed"})
 NOT_IN_LIST = "1015"  # removing a non-member: the list already is as we want it
 _NOTHING: frozenset[AudienceId] = frozenset()
 LEAD_NOT_FOUND = "1004"  # the lead id is gone from Marketo (the person was merged or deleted)
+# a person deletion whose lead id is still to come from a lead sync in flight (Marketo's lead ids
+# are positive)
+AWAITED = LeadId(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,11 @@ class Outbox:
             CoalescingBuffer() if delete_persons else None
         )
 
+    @property
+    def deletes_persons(self) -> bool:
+        """Tell whether a deleted profile's Marketo person is deleted too."""
+        return self.erasures is not None
+
     def size(self) -> int:
         """Return the number of buffered changes (the bound that pauses partitions)."""
         erasing = len(self.erasures) if self.erasures is not None else 0
@@ -150,43 +158,61 @@ class Outbox:
     def erase_if_deleted(
         self, profile: ProfileId, state: ProfileState, hold: Callable[[], Hold | None], now: float
     ) -> Hold | None:
-        """With `delete_persons`, buffer the deletion of a deleted profile's Marketo person (one
-        the worker knows by lead id), or cancel it when the profile came back; return the hold
-        this released."""
+        """With `delete_persons`, buffer the deletion of a deleted profile's Marketo person, or
+        cancel it when the profile came back; return the hold this released. Called once the
+        event's list changes are buffered. A person the worker has no lead id for yet, but a
+        lead sync for it is still to answer (it may create the person), waits for that id."""
         if self.erasures is None:
             return None
-        if state.deleted and state.lead_id is not None:
-            return self.erasures.put(profile, state.lead_id, hold(), now)
-        return self.erasures.cancel(profile)
+        lead = state.lead_id
+        if lead is None and state.deleted and self._lead_sync_outstanding(profile):
+            lead = AWAITED
+        if not state.deleted or lead is None:
+            return self.erasures.cancel(profile)
+        state.erasing = True  # written with the state: a restore queues the deletion again
+        return self.erasures.put(profile, lead, hold(), now)
+
+    def _lead_sync_outstanding(self, profile: ProfileId) -> bool:
+        """Tell whether a lead sync naming `profile` is buffered or in flight."""
+        return profile in self.syncing or any(
+            profile in waiting for waiting in self.leads.in_flight_values()
+        )
 
     def next_erase(self, now: float, force: bool = False) -> EraseCall | None:
         """Return the persons to delete now: due as other buffers are, and only those whose
-        list removals Marketo has acknowledged (nothing of theirs buffered or in flight)."""
+        list removals Marketo has acknowledged (nothing of theirs buffered or in flight) and
+        whose lead id is known."""
         buffer = self.erasures
         if buffer is None or not len(buffer):
             return None
         if not (force or self._is_due(buffer.oldest_since(), len(buffer), now)):
             return None
-        taken = buffer.take(self.max_batch, lambda profile, _lead: profile not in self._busy)
+        taken = buffer.take(
+            self.max_batch, lambda profile, lead: lead != AWAITED and profile not in self._busy
+        )
         return EraseCall(taken) if taken else None
 
     def settle_erase(
         self, call: EraseCall, results: Sequence[tuple[str, str, str]], state_of: StateOf
     ) -> Settled:
         """Apply delete-leads results: `deleted`, or 1004 (already gone), is done; the state
-        forgets the lead id, so a later return of the profile syncs a new person."""
+        forgets the lead id, so a later return of the profile syncs a new person. Either way
+        (done or refused) the deletion is no longer outstanding, so a restore never sends it."""
         assert self.erasures is not None  # only called for a call it made
         self.erasures.finish(call.taken)
         settled = Settled([], [], [])
         for item, (status, code, message) in zip(call.taken, results, strict=True):
             settled.holds.append(item.entry.hold)
-            if status != "deleted" and code != LEAD_NOT_FOUND:
+            done = status == "deleted" or code == LEAD_NOT_FOUND
+            if not done:
                 settled.rejections.append(Rejection(item.key, None, "delete_person", code, message))
-                continue
             state = state_of(item.key)
-            if state is not None and state.lead_id == item.entry.value:
+            if state is None or state.lead_id != item.entry.value:
+                continue  # the profile came back meanwhile, under another person
+            state.erasing = False
+            if done:
                 state.lead_id = None
-                settled.changed.append(item.key)
+            settled.changed.append(item.key)
         return settled
 
     def outstanding(self, profile: ProfileId) -> frozenset[AudienceId]:
@@ -366,6 +392,7 @@ class Outbox:
                 if status in SUCCESS and lead_id is not None:
                     state.lead_id = lead_id
                     settled.changed.append(profile)
+                    self._erase_created(profile, state, lead_id)
                     continue
                 if match_only and code == "1004":
                     settled.holds.extend(self._cancel_waiting(profile)[0])
@@ -376,11 +403,21 @@ class Outbox:
                     settled.rejections.append(rejection[1])
         return Settled(settled.holds, settled.rejections, settled.changed, unmatched)
 
+    def _erase_created(self, profile: ProfileId, state: ProfileState, lead_id: LeadId) -> None:
+        """A lead sync in flight when the profile was deleted answered: the person it may have
+        created is the one to delete."""
+        buffer = self.erasures
+        if buffer is not None and state.deleted and buffer.pending(profile) == AWAITED:
+            buffer.update(profile, lead_id)
+
     def _cancel_waiting(self, profile: ProfileId) -> tuple[list[Hold | None], list[AudienceId]]:
-        """Cancel the changes that waited for a lead id that will not come; return their holds
-        and their audiences."""
+        """Cancel the changes that waited for a lead id that will not come (a person deletion
+        too: no person was created); return their holds and their audiences."""
         waiting = [a for a, buffer in self.lists.items() if buffer.pending(profile) is not None]
-        return [self.lists[audience].cancel(profile) for audience in waiting], waiting
+        holds = [self.lists[audience].cancel(profile) for audience in waiting]
+        if self.erasures is not None and self.erasures.pending(profile) == AWAITED:
+            holds.append(self.erasures.cancel(profile))
+        return holds, waiting
 
     def _reject_sync(
         self, profile: ProfileId, code: str, message: str

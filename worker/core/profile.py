@@ -54,6 +54,9 @@ class ProfileState:
     acked: frozenset[AudienceId] = frozenset()
     lead_id: LeadId | None = None
     deleted: bool = False
+    # `marketo.delete_persons`: the deleted profile's Marketo person (`lead_id`) is still to be
+    # deleted; kept in the changelog so that a restore after a crash queues the deletion again
+    erasing: bool = False
 
     def is_newer(self, ts_ms: int, offset: int) -> bool:
         """Tell whether an event at (`ts_ms`, `offset`) is newer than what this state saw."""

@@ -3,7 +3,9 @@
 Most states are kept as they were read, still encoded. Decoded are only those that need more:
 every one when the rules may have changed (no clean-handover marker with these rules'
 fingerprint: a crash, or other rules), else the ones with a membership Marketo has not
-acknowledged (told from the encoded head), which are sent again (DESIGN §3.6).
+acknowledged (told from the encoded head), which are sent again (DESIGN §3.6). With
+`marketo.delete_persons`, so are deleted ones whose Marketo person is still to be deleted: the
+replayed delete event is stale against such a state, so only the restore can queue it again.
 """
 
 from __future__ import annotations
@@ -25,17 +27,25 @@ class Restored:
     image: Image  # corrupt records removed
     changed: dict[ProfileId, ProfileState] = field(default_factory=dict)  # evaluated afresh
     pending: dict[ProfileId, ProfileState] = field(default_factory=dict)  # to send again
+    erasing: dict[ProfileId, ProfileState] = field(default_factory=dict)  # persons to delete
     corrupt: int = 0
 
 
-def triage(image: Image, codec: StateCodec, audiences: Audiences) -> Restored:
-    """Sort a partition's states: evaluated afresh to another membership, unacknowledged."""
+def triage(
+    image: Image, codec: StateCodec, audiences: Audiences, *, delete_persons: bool = False
+) -> Restored:
+    """Sort a partition's states: evaluated afresh to another membership, unacknowledged,
+    and (with `delete_persons`) deleted with their Marketo person still to delete."""
     evaluate = image.marker != audiences.fingerprint
     restored = Restored(image)
     corrupt: list[bytes] = []
     for key, data in image.states.items():
         try:
-            if not evaluate and not codec.unacknowledged(data):
+            if (
+                not evaluate
+                and not codec.unacknowledged(data)
+                and not (delete_persons and codec.may_be_erasing(data))
+            ):
                 continue
             state = codec.decode(data)
             profile = ProfileId(key.decode())
@@ -49,6 +59,8 @@ def triage(image: Image, codec: StateCodec, audiences: Audiences) -> Restored:
                 restored.changed[profile] = state
         if state.desired != state.acked:
             restored.pending[profile] = state
+        if delete_persons and state.erasing and state.lead_id is not None:
+            restored.erasing[profile] = state
     for key in corrupt:
         del image.states[key]
     restored.corrupt = len(corrupt)

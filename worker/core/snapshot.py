@@ -45,6 +45,9 @@ class _Packed(msgspec.Struct, array_like=True):
     n: dict[str, str]  # consent
     u: dict[str, bool]  # upload-origin memberships
     a: list[Any]  # attribute values aligned to the layout's paths; None when absent
+    # the Marketo person is still to be deleted (ProfileState.erasing); last, with a default,
+    # so that records written before it decode (and older readers ignore it)
+    r: bool = False
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -73,6 +76,7 @@ class _Json(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     k: list[AudienceId] = []
     lead: LeadId | None = None
     x: bool = False
+    r: bool = False
 
 
 def _no_extensions(code: int, data: memoryview) -> object:
@@ -136,6 +140,7 @@ class StateCodec:
             n=state.consent,
             u=state.uploaded,
             a=self._layout.values(state.attributes),
+            r=state.erasing,
         )
         try:
             return _packer.encode(packed)
@@ -163,6 +168,15 @@ class StateCodec:
             return sorted(snap.d) != sorted(snap.k)
         head = _unpack_head.decode(data)
         return head.k is not None and head.k != head.d  # both are written sorted
+
+    def may_be_erasing(self, data: bytes) -> bool:
+        """Tell whether a state could have a person deletion outstanding (deleted, with a lead
+        id; head only): the few that could are decoded to know."""
+        if data[:1] == b"{":
+            snap = _json_decoder.decode(data)
+            return snap.x and snap.lead is not None
+        head = _unpack_head.decode(data)
+        return head.x and head.lead is not None
 
     def lead_id(self, data: bytes) -> LeadId | None:
         """The Marketo lead id of a state (head only)."""
@@ -225,6 +239,7 @@ def _state(snap: _Packed | _Json, attributes: dict[str, JsonValue]) -> ProfileSt
         acked=desired if snap.k is None else frozenset(snap.k),
         lead_id=snap.lead,
         deleted=snap.x,
+        erasing=snap.r,
     )
 
 

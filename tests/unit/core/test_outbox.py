@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
 from worker.core.ledger import Hold, OffsetLedger
-from worker.core.outbox import LeadOf, ListCall, Outbox
+from worker.core.outbox import LeadOf, LeadSyncCall, ListCall, Outbox
 from worker.core.profile import ProfileState
 
 A, B, C = AudienceId("a"), AudienceId("b"), AudienceId("c")
@@ -371,3 +371,66 @@ def test_a_profile_back_before_the_deletion_cancels_it() -> None:
     back = ProfileState(ts_ms=3, offset=2, email="ann@example.com", lead_id=LeadId(7))
     assert outbox.erase_if_deleted(P, back, lambda: None, 0.0) is not None
     assert outbox.size() == 1  # the removal only
+
+
+def deleted_while_syncing(
+    sync_in_flight: bool,
+) -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState], LeadSyncCall | None]:
+    """With `delete_persons`, Ann (no lead id yet) enters A at offset 0, her lead sync is taken
+    (or still buffered), and her profile is deleted at offset 1; return the sync taken."""
+    ledger = OffsetLedger()
+    ledger.assign(0)
+    outbox = Outbox([A], max_batch=300, linger_s=1.0, delete_persons=True)
+    states = {P: ProfileState(ts_ms=1, offset=0, email="ann@example.com")}
+    enqueue(outbox, ledger, states[P], {A: True}, offset=0)
+    sync = outbox.next_lead_sync(now=100.0, force=True) if sync_in_flight else None
+    states[P] = ProfileState(ts_ms=2, offset=1, deleted=True)
+    enqueue(outbox, ledger, states[P], {A: False}, offset=1)
+    ledger.release(outbox.erase_if_deleted(P, states[P], lambda: ledger.hold(0, 1), 100.0))
+    return outbox, ledger, states, sync
+
+
+def test_a_person_created_by_a_sync_in_flight_at_the_delete_is_deleted() -> None:
+    """The lead id the sync brings back after the delete is the person to delete; until then
+    the delete's offset is held."""
+    outbox, ledger, states, sync = deleted_while_syncing(sync_in_flight=True)
+    assert sync is not None
+    assert (outbox.next_erase(now=100.0, force=True), ledger.committable()) == (None, {0: 1})
+    outbox.settle_lead_sync(sync, [("created", LeadId(7), "", "")], states.get, match_only=False)
+    erase = outbox.next_erase(now=100.0, force=True)
+    assert erase is not None
+    assert erase.lead_ids == [LeadId(7)]
+
+
+def test_a_refused_sync_in_flight_at_the_delete_leaves_no_person_to_delete() -> None:
+    """A sync refused after the delete created no one: the deletion is dropped, the offset
+    released."""
+    outbox, ledger, states, sync = deleted_while_syncing(sync_in_flight=True)
+    assert sync is not None
+    settled = outbox.settle_lead_sync(
+        sync, [("skipped", None, "1006", "bad field")], states.get, match_only=False
+    )
+    for hold in settled.holds:
+        ledger.release(hold)
+    assert (outbox.size(), ledger.committable()) == (0, {0: 2})
+
+
+def test_a_buffered_sync_cancelled_by_the_delete_leaves_nothing_to_delete() -> None:
+    """The delete cancels the sync not yet sent, so no person is created and none awaited."""
+    outbox, ledger, _states, _sync = deleted_while_syncing(sync_in_flight=False)
+    assert (outbox.next_lead_sync(now=100.0, force=True), outbox.size()) == (None, 0)
+    assert ledger.committable() == {0: 2}
+
+
+def test_an_answered_deletion_is_no_longer_outstanding_in_the_state() -> None:
+    """Once Marketo deleted the person, the state forgets its lead id and the marker, so no
+    restore sends the deletion again."""
+    outbox, _ledger, states = erasing_setup()
+    assert states[P].erasing
+    remove = outbox.next_list_call(leads(states), now=100.0)
+    assert remove is not None
+    outbox.settle_list_call(remove, [("removed", "", "")], states.get)
+    erase = outbox.next_erase(now=100.0)
+    assert erase is not None
+    outbox.settle_erase(erase, [("deleted", "", "")], states.get)
+    assert (states[P].lead_id, states[P].erasing) == (None, False)

@@ -41,3 +41,28 @@ def test_a_record_that_does_not_decode_is_dropped_and_counted() -> None:
     image = Image({b"ok": saved({FR}, {FR}), b"bad": b"\x93\x01"}, None, set())
     restored = triage(image, CODEC, AUDIENCES)
     assert (set(image.states), restored.corrupt) == ({b"ok"}, 1)
+
+
+def deleted(*, erasing: bool) -> bytes:
+    """A deleted profile of lead 1, out of every list; `erasing`: its person still to delete."""
+    return CODEC.encode(
+        ProfileState(ts_ms=2, offset=1, lead_id=LeadId(1), deleted=True, erasing=erasing)
+    )
+
+
+def test_a_deleted_state_whose_person_deletion_is_outstanding_is_picked_for_it() -> None:
+    """With delete_persons, a clean handover still decodes the state that awaits its person's
+    deletion, to queue it again; a deleted state whose deletion is done stays encoded."""
+    image = Image(
+        {b"open": deleted(erasing=True), b"done": deleted(erasing=False)},
+        AUDIENCES.fingerprint,
+        set(),
+    )
+    restored = triage(image, CODEC, AUDIENCES, delete_persons=True)
+    assert (set(restored.erasing), restored.pending) == ({"open"}, {})
+
+
+def test_without_delete_persons_no_person_deletion_is_picked() -> None:
+    """The setting turned off: an outstanding deletion of an earlier run is not sent."""
+    image = Image({b"open": deleted(erasing=True)}, None, set())
+    assert triage(image, CODEC, AUDIENCES).erasing == {}

@@ -69,7 +69,7 @@ def test_attribute_names_are_not_stored_per_profile() -> None:
     big = state(attributes={"country": "FR", "address": {"city": "Lyon"}, "tags": ["vip"]})
     packed = CODEC.encode(big)
     as_json = CODEC.encode(state(attributes={**big.attributes, "ltv": 2**70}))  # JSON fallback
-    assert (packed[:1], as_json[:1]) == (b"\x9c", b"{")  # a 12-item array; a JSON object
+    assert (packed[:1], as_json[:1]) == (b"\x9d", b"{")  # a 13-item array; a JSON object
     assert len(packed) < len(as_json) / 2
 
 
@@ -94,6 +94,20 @@ def test_a_record_of_the_previous_json_format_decodes() -> None:
     data = b'{"t":7,"o":1,"e":"a@x.io","a":{"country":"FR"},"d":["fr"],"k":["fr"],"lead":4}'
     decoded = CODEC.decode(data)
     assert (decoded.ts_ms, decoded.attributes, decoded.acked) == (7, {"country": "FR"}, {FR})
+
+
+def test_an_outstanding_person_deletion_round_trips_with_its_lead_id() -> None:
+    """A deleted state whose Marketo person is still to be deleted reads back so, lead id kept."""
+    erasing = ProfileState(ts_ms=5, offset=9, lead_id=LeadId(3), deleted=True, erasing=True)
+    data = CODEC.encode(erasing)
+    assert (CODEC.decode(data), CODEC.may_be_erasing(data)) == (erasing, True)
+
+
+def test_a_record_written_before_the_deletion_marker_decodes_without_one() -> None:
+    """A 12-item record (written before person deletions) decodes with none outstanding."""
+    data = CODEC.encode(state(deleted=True))
+    old = msgspec.msgpack.encode(msgspec.msgpack.decode(data)[:12])
+    assert (old[:1], CODEC.decode(old)) == (b"\x9c", state(deleted=True))
 
 
 @pytest.mark.parametrize(
