@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMetadata
 
 from worker.errors import ConfigError
+from worker.kafka.logs import LOGGER
 
 _METADATA_TIMEOUT_S = 15.0
 # librdkafka reports a refused login only through error_cb; list_topics just times out
@@ -59,7 +60,7 @@ def _list_topics(config: Mapping[str, str]) -> tuple[AdminClient, dict[str, Topi
         if error.code() in _REFUSED:
             refused.append(error)
 
-    admin = AdminClient(dict(config), error_cb=on_error)
+    admin = AdminClient(dict(config), error_cb=on_error, logger=LOGGER)  # librdkafka lines as JSON
     deadline = time.monotonic() + _METADATA_TIMEOUT_S
     while True:
         try:
