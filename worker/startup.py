@@ -1,0 +1,56 @@
+"""Start-up's progress: the phase it is in, what it waits for, and giving up on SIGTERM.
+
+Start-up (usage, field checks, finding and creating lists) makes Marketo calls that wait for
+budget slots: with a small budget and many new lists it lasts minutes. A stop during it must
+not wait for its end (Kubernetes kills a pod that ignores SIGTERM for its grace period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import structlog
+
+T = TypeVar("T")
+
+log = structlog.get_logger("worker.startup")
+
+
+class StartUp:
+    """Tracks the phase; logs the budget waits while start-up lasts."""
+
+    def __init__(self) -> None:
+        self.phase = "starting"
+        self.over = False
+
+    def enter(self, phase: str) -> None:
+        """Name what start-up does now (named again in its waits and in a stop)."""
+        self.phase = phase
+
+    def budget_wait(self, wait_s: float) -> None:
+        """The limiter's `on_delay`: a call of start-up waits `wait_s` for a budget slot."""
+        if not self.over:
+            waiting = {"for": "budget", "seconds": round(wait_s, 1), "phase": self.phase}
+            log.info("startup.waiting", **waiting)
+
+    async def unless_stopped(self, work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+        """Run `work` to its end and return its result; None when `stop` is set first (`work`
+        is then cancelled: its calls end, their slots are released)."""
+        task = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            log.info("worker.stopping", phase=self.phase)
+            return None
+        self.over = True
+        return task.result()
