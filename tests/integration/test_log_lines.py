@@ -18,12 +18,13 @@ AUDIENCES = [{"id": "all", "name": "All", "rule": "exists(country)", "list": {"n
 
 
 def test_librdkafka_lines_are_json_log_events(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """librdkafka's debug output (`kafka.options.debug`) comes out as JSON events, like the rest."""
+    """librdkafka's debug output (`kafka.options.debug`, log_level debug) comes out as JSON."""
     topic = new_input_topic(kafka_bootstrap, partitions=1)
     with SandboxProcess("--no-limits") as sandbox:
         path = write_config(tmp_path / "c.yaml", kafka_bootstrap, sandbox.url, topic, AUDIENCES)
         config = yaml.safe_load(path.read_text())
         config["kafka"]["options"] = {"debug": "broker"}
+        config["telemetry"]["log_level"] = "debug"
         path.write_text(yaml.safe_dump(config))
         worker = WorkerProcess(path, tmp_path / "w.log")
         try:

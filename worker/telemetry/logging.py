@@ -61,5 +61,6 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         )
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler], force=True)
-    # librdkafka sends only what its own settings ask for (kafka.options `debug`, `log_level`)
-    logging.getLogger("librdkafka").setLevel(logging.DEBUG)
+    # not raised to WARNING like the rest: librdkafka's `debug` output is asked for on purpose
+    # (kafka.options `debug` with log_level debug)
+    logging.getLogger("librdkafka").setLevel(numeric)
