@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMetadata
@@ -60,7 +61,8 @@ def _list_topics(config: Mapping[str, str]) -> tuple[AdminClient, dict[str, Topi
         if error.code() in _REFUSED:
             refused.append(error)
 
-    admin = AdminClient(dict(config), error_cb=on_error, logger=LOGGER)  # librdkafka lines as JSON
+    settings: dict[str, Any] = {**config, "logger": LOGGER}  # librdkafka's lines as JSON events
+    admin = AdminClient(settings, error_cb=on_error)
     deadline = time.monotonic() + _METADATA_TIMEOUT_S
     while True:
         try:
