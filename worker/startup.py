@@ -45,11 +45,12 @@ class StartUp:
             await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopped.cancel()
-            if not task.done():
+            interrupted = not task.done()  # a result that came with the stop is still used
+            if interrupted:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if task.cancelled():
+        if interrupted:
             log.info("worker.stopping", phase=self.phase)
             return None
         self.over = True
