@@ -17,6 +17,7 @@ import structlog
 T = TypeVar("T")
 
 log = structlog.get_logger("worker.startup")
+MIN_LOGGED_WAIT_S = 0.1  # shorter waits (the window sliding by) explain no delay worth a line
 
 
 class StartUp:
@@ -32,7 +33,7 @@ class StartUp:
 
     def budget_wait(self, wait_s: float) -> None:
         """The limiter's `on_delay`: a call of start-up waits `wait_s` for a budget slot."""
-        if not self.over:
+        if not self.over and wait_s >= MIN_LOGGED_WAIT_S:
             waiting = {"for": "budget", "seconds": round(wait_s, 1), "phase": self.phase}
             log.info("startup.waiting", **waiting)
 

@@ -78,6 +78,14 @@ def test_a_budget_wait_during_start_up_is_logged_with_the_phase() -> None:
     ]
 
 
+def test_a_wait_too_short_to_notice_is_not_logged() -> None:
+    """A budget wait under a tenth of a second explains no delay: no `startup.waiting` line."""
+    progress = StartUp()
+    with capture_logs() as logs:
+        progress.budget_wait(0.04)
+    assert logs == []
+
+
 async def test_a_metrics_port_in_use_is_a_config_error_naming_it() -> None:
     """Binding a port another socket listens on raises a ConfigError with key and address."""
     with socket.create_server(("127.0.0.1", 0)) as held:
