@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
@@ -29,10 +30,11 @@ from worker.kafka.producer import Publisher
 from worker.kafka.stats import consumer_lag
 from worker.kafka.topics import ensure_topics
 from worker.loop import Loop, LoopSettings
-from worker.marketo.client import connect
+from worker.marketo.client import MarketoClient, connect
 from worker.marketo.limiter import Limiter, limiter_for
 from worker.provisioning import resolve_lists
 from worker.settings import Settings
+from worker.startup import StartUp
 from worker.telemetry.http import start_http
 from worker.telemetry.metrics import Metrics
 from worker.telemetry.observer import MetricsObserver
@@ -68,57 +70,105 @@ def handle_stop_signals() -> asyncio.Event:
     return stop
 
 
+class Health:
+    """What the probes answer: alive from the start, ready once the loop is up and restored."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port  # the bound metrics port (port 0 picks one)
+        self.loop: Loop | None = None  # set by `serve`
+
+    def ready(self) -> tuple[bool, str]:
+        """/readyz: not before start-up is over."""
+        return (False, "starting") if self.loop is None else _readiness(self.loop)
+
+
+@contextlib.asynccontextmanager
+async def telemetry_server(settings: Settings, metrics: Metrics) -> AsyncIterator[Health]:
+    """Serve /metrics, /healthz and /readyz for the block. Opened before anything else: a
+    port in use is a ConfigError with nothing else to close, and a long start-up answers
+    /healthz."""
+    t = settings.telemetry
+    health = Health(0)
+    runner, health.port = await start_http(
+        metrics.registry, t.metrics_host, t.metrics_port, lambda: (True, "alive"), health.ready
+    )
+    try:
+        yield health
+    finally:
+        await runner.cleanup()
+
+
 async def run(settings: Settings) -> int:
-    """Run the worker until SIGTERM or SIGINT; return the process exit code."""
+    """Run the worker until SIGTERM or SIGINT; return the process exit code.
+
+    Every resource is closed however start-up ends: a ConfigError, an error, or a stop."""
     pace_collector()
     metrics = Metrics()
     stop = handle_stop_signals()
     k, m = settings.kafka, settings.marketo
-    config = k.client_config()
-    partitions = ensure_topics(
-        config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
-    )
-    limiter = limiter_for(m, initial_share=1.0 / partitions, on_wait=metrics.budget_wait.inc)
-    client = connect(m, limiter, observer=MetricsObserver(metrics))
-    try:
+    async with telemetry_server(settings, metrics) as health:
+        config = k.client_config()
+        partitions = ensure_topics(
+            config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
+        )
+        progress = StartUp()
+        limiter = limiter_for(
+            m,
+            initial_share=1.0 / partitions,
+            on_wait=metrics.budget_wait.inc,
+            on_delay=progress.budget_wait,
+        )
+        client = connect(m, limiter, observer=MetricsObserver(metrics))
         try:
-            limiter.observe_usage(await client.usage_today())  # also proves the credentials
-        except RequestRejected as exc:
-            # bad credentials (401) or base_url (3xx/4xx): a configuration error, not a crash
-            raise ConfigError(f"marketo: {exc}: check base_url and MARKETO_CLIENT_*") from None
-        converter = await startup_checks(settings, client)
-        list_ids = await resolve_lists(client, settings.audiences, m.list_folder)
-        edges = Edges(config, partitions, limiter, client, list_ids, converter)
-        return await serve(settings, metrics, edges, stop)
-    finally:
-        await client.close()
+            prepared = await progress.unless_stopped(
+                prepare(settings, client, limiter, progress), stop
+            )
+            if prepared is None:
+                return 0
+            converter, list_ids = prepared
+            edges = Edges(config, partitions, limiter, client, list_ids, converter)
+            return await serve(settings, metrics, edges, stop, health)
+        finally:
+            await client.close()
 
 
-async def serve(settings: Settings, metrics: Metrics, edges: Edges, stop: asyncio.Event) -> int:
+async def prepare(
+    settings: Settings, client: MarketoClient, limiter: Limiter, progress: StartUp
+) -> tuple[Converter, dict[AudienceId, ListId]]:
+    """Start-up against Marketo: the day's usage, the mapped fields, each audience's list."""
+    progress.enter("usage check")
+    try:
+        limiter.observe_usage(await client.usage_today())  # also proves the credentials
+    except RequestRejected as exc:
+        # bad credentials (401) or base_url (3xx/4xx): a configuration error, not a crash
+        raise ConfigError(f"marketo: {exc}: check base_url and MARKETO_CLIENT_*") from None
+    progress.enter("field checks")
+    converter = await startup_checks(settings, client)
+    list_ids = await resolve_lists(
+        client, settings.audiences, settings.marketo.list_folder, on_step=progress.enter
+    )
+    return converter, list_ids
+
+
+async def serve(
+    settings: Settings, metrics: Metrics, edges: Edges, stop: asyncio.Event, health: Health
+) -> int:
     """Consume and flush to `edges.writer` until `stop` is set; drain, commit, leave the group."""
     loop, consumer = build_loop(settings, metrics, edges, stop)
-    t = settings.telemetry
-    runner, port = await start_http(
-        metrics.registry,
-        t.metrics_host,
-        t.metrics_port,
-        alive=lambda: (True, "alive"),
-        ready=lambda: _readiness(loop),
-    )
-    log.info(
-        "worker.started",
-        metrics_port=port,
-        partitions=edges.partitions,
-        audiences=len(edges.list_ids),
-    )
     try:
+        health.loop = loop
+        log.info(
+            "worker.started",
+            metrics_port=health.port,
+            partitions=edges.partitions,
+            audiences=len(edges.list_ids),
+        )
         await loop.run(stop)
         log.info("worker.stopping", deadline_s=settings.flush.shutdown_deadline_s)
         flushed = await loop.shutdown(settings.flush.shutdown_deadline_s)
     finally:
         with contextlib.suppress(Exception):
             consumer.close()  # leaves the group: a rebalance hands our partitions over now
-        await runner.cleanup()
     log.info("worker.stopped", flushed_all=flushed)
     return 0
 

@@ -151,21 +151,22 @@ async def run_dry(settings: Settings, report_interval_s: float = REPORT_INTERVAL
     dry = dry_settings(settings)
     k, budget = dry.kafka, dry.marketo.budget
     config = dry.kafka.client_config()
-    partitions = ensure_topics(
-        config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
-    )
     metrics = Metrics()
-    limiter = limiter_for(dry.marketo)  # never asked for a slot: nothing is sent
-    writer = DryRunWriter(budget.calls_per_window * 60 / budget.window_s)
-    log.info("dryrun.started", group_id=k.group_id, state_topic=k.state_topic)
-    reporter = asyncio.create_task(_report_every(writer, report_interval_s))
-    list_ids = placeholder_list_ids(dry.audiences)
-    try:
-        edges = app.Edges(config, partitions, limiter, writer, list_ids, text_converter(dry))
-        return await app.serve(dry, metrics, edges, stop)
-    finally:
-        reporter.cancel()
-        writer.report()  # at shutdown: the calls since the last report, drained ones included
+    async with app.telemetry_server(dry, metrics) as health:
+        partitions = ensure_topics(
+            config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
+        )
+        limiter = limiter_for(dry.marketo)  # never asked for a slot: nothing is sent
+        writer = DryRunWriter(budget.calls_per_window * 60 / budget.window_s)
+        log.info("dryrun.started", group_id=k.group_id, state_topic=k.state_topic)
+        reporter = asyncio.create_task(_report_every(writer, report_interval_s))
+        list_ids = placeholder_list_ids(dry.audiences)
+        try:
+            edges = app.Edges(config, partitions, limiter, writer, list_ids, text_converter(dry))
+            return await app.serve(dry, metrics, edges, stop, health)
+        finally:
+            reporter.cancel()
+            writer.report()  # at shutdown: the calls since the last report, drained ones included
 
 
 async def _report_every(writer: DryRunWriter, interval_s: float) -> None:

@@ -6,7 +6,7 @@ resolved by reading by name again); `list: {id: ...}` must exist. Problems are C
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import structlog
@@ -34,17 +34,20 @@ async def resolve_lists(
     folder_name: str,
     *,
     only: frozenset[str] | None = None,
+    on_step: Callable[[str], None] = lambda _: None,
 ) -> dict[AudienceId, ListId]:
     """Return each audience's list id, creating lists given by name when they are missing.
 
     `audiences` is the whole configured list, so errors name an audience's key in the file
     (`audiences[1]`); `only` limits the work to those audience ids (`resync --audience`).
+    `on_step` hears each step ("finding lists 3/20", "creating lists 3/20"): start-up logs it
+    when it waits for the budget.
     """
     ids: dict[AudienceId, ListId] = {}
     folder: FolderInfo | None = None
-    for index, audience in enumerate(audiences):
-        if only is not None and audience.id not in only:
-            continue
+    chosen = [(i, a) for i, a in enumerate(audiences) if only is None or a.id in only]
+    for step, (index, audience) in enumerate(chosen, start=1):
+        on_step(f"finding lists {step}/{len(chosen)}")
         ref = audience.list_ref
         if ref.id is not None:
             found = await directory.get_list(ListId(ref.id))
@@ -59,6 +62,7 @@ async def resolve_lists(
             if folder is None:
                 raise ConfigError(f"marketo.list_folder: folder {folder_name!r} not found")
             description = f"Audience {audience.id}, kept by marketo-audience-worker"
+            on_step(f"creating lists {step}/{len(chosen)}")
             found = await directory.create_list(ref.name, folder.id, description)
             log.info("list.created", audience=audience.id, list_id=found.id)
         ids[AudienceId(audience.id)] = found.id

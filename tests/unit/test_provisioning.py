@@ -55,3 +55,23 @@ def test_audiences_left_out_are_not_resolved() -> None:
     """Resolving only France returns its list and never looks for x's missing one."""
     found = asyncio.run(resolve_lists(OneList(), AUDIENCES, "Audiences", only=frozenset({"fr"})))
     assert found == {"fr": 7}
+
+
+class WithFolder(OneList):
+    """OneList with the folder "Audiences" (id 3), where lists can be created."""
+
+    async def find_folder(self, name: str) -> FolderInfo | None:
+        return FolderInfo(id=3, name=name, folder_type="Folder", path="/Audiences", is_system=False)
+
+    async def create_list(self, name: str, folder_id: int, description: str) -> ListInfo:
+        return ListInfo(id=ListId(8), name=name, folder_id=folder_id, description=description)
+
+
+def test_each_step_is_reported_with_its_count() -> None:
+    """`on_step` hears each audience's lookup and each creation, numbered among those resolved."""
+    new = Audience.model_validate(
+        {"id": "de", "name": "Germany", "rule": 'country == "DE"', "list": {"name": "Germany"}}
+    )
+    steps: list[str] = []
+    asyncio.run(resolve_lists(WithFolder(), [AUDIENCES[0], new], "Audiences", on_step=steps.append))
+    assert steps == ["finding lists 1/2", "finding lists 2/2", "creating lists 2/2"]

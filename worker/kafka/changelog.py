@@ -17,6 +17,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from worker.kafka.logs import LOGGER
+
 # Records per consume(): the message objects of one batch are freed in the middle of the states
 # kept, and stay the process's memory (10,000 left 6 MB more than 2,000 for 200,000 profiles).
 BATCH = 2_000
@@ -57,6 +59,7 @@ def read_partition(
             # the broker answers a fetch at the end of the log at once instead of waiting for
             # new records: end-of-partition, the signal this reader waits for, comes sooner
             "fetch.wait.max.ms": 10,
+            "logger": LOGGER,  # librdkafka's lines as JSON log events
         }
     )
     try:
@@ -87,7 +90,9 @@ def read_partition(
 
 def read_end_offset(config: Mapping[str, str], topic: str, partition: int) -> int:
     """Return a partition's high watermark (the offset the next record will get)."""
-    consumer = Consumer({**config, "group.id": "unused-no-commits", "enable.auto.commit": False})
+    consumer = Consumer(
+        {**config, "group.id": "unused-no-commits", "enable.auto.commit": False, "logger": LOGGER}
+    )
     try:
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
         return int(high)

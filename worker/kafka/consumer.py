@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from worker.core.ids import Record
+from worker.kafka.logs import LOGGER
 
 PartitionsCallback = Callable[[set[int]], None]
 
@@ -37,6 +38,7 @@ class KafkaConsumer:
             # the worker's guarantees depend on these; a pass-through option cannot undo them
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+            "logger": LOGGER,  # librdkafka's lines as JSON log events
         }
         if on_stats is not None:
             settings.setdefault("statistics.interval.ms", 5000)

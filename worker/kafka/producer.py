@@ -10,6 +10,8 @@ from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from worker.kafka.logs import LOGGER
+
 
 class Publisher:
     """One idempotent producer for the three output topics."""
@@ -27,6 +29,7 @@ class Publisher:
                 **config,
                 "enable.idempotence": True,  # retries never duplicate or reorder changelog records
                 "acks": "all",
+                "logger": LOGGER,  # librdkafka's lines as JSON log events
             }
         )
         self.dead_letter_topic = dead_letter_topic

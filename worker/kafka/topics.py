@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, TopicMetadata
 
 from worker.errors import ConfigError
+from worker.kafka.logs import LOGGER
 
 _METADATA_TIMEOUT_S = 15.0
 # librdkafka reports a refused login only through error_cb; list_topics just times out
@@ -59,7 +61,8 @@ def _list_topics(config: Mapping[str, str]) -> tuple[AdminClient, dict[str, Topi
         if error.code() in _REFUSED:
             refused.append(error)
 
-    admin = AdminClient(dict(config), error_cb=on_error)
+    settings: dict[str, Any] = {**config, "logger": LOGGER}  # librdkafka's lines as JSON events
+    admin = AdminClient(settings, error_cb=on_error)
     deadline = time.monotonic() + _METADATA_TIMEOUT_S
     while True:
         try:

@@ -39,6 +39,7 @@ class Limiter:
         quota_zone: ZoneInfo | None = None,
         quota_probe_s: float = 600.0,
         on_wait: Callable[[float], None] | None = None,
+        on_delay: Callable[[float], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._budget = budget
@@ -46,7 +47,8 @@ class Limiter:
         self._wall_clock = wall_clock
         self._zone = quota_zone if quota_zone is not None else ZoneInfo(QUOTA_ZONE)
         self._quota_probe_s = quota_probe_s
-        self._on_wait = on_wait
+        self._on_wait = on_wait  # after a wait: the seconds waited
+        self._on_delay = on_delay  # before a wait: the seconds the budget names (start-up logs it)
         self._sleep = sleep
         # Set (and replaced) whenever room may have freed: a call finished or the share changed.
         self._changed = asyncio.Event()
@@ -101,7 +103,7 @@ class Limiter:
         return spent_until if parked is None else max(parked, spent_until)
 
     async def _acquire(self) -> CallTicket:
-        waited_s = 0.0
+        waited_s, delayed = 0.0, False
         while True:
             now, wall = self._clock(), self._wall_clock()
             wait_s = self._budget.wait_s(now)  # first: it brings a due share change into force
@@ -112,6 +114,9 @@ class Limiter:
                 wait_s = max(wait_s, spent_until - now)
             if wait_s <= 0:
                 break
+            if not delayed and self._on_delay is not None:
+                self._on_delay(wait_s)
+            delayed = True
             await self._nap(min(wait_s, MAX_NAP_S), self._changed)
             waited_s += self._clock() - now
         # No await since the checks: no other task can take the room or the quota first.
@@ -147,6 +152,7 @@ def limiter_for(
     *,
     initial_share: float = 0.0,
     on_wait: Callable[[float], None] | None = None,
+    on_delay: Callable[[float], None] | None = None,
 ) -> Limiter:
     """The configured instance's call budget, spending `initial_share` of the group's at once.
 
@@ -171,4 +177,5 @@ def limiter_for(
         quota_zone=ZoneInfo(budget.quota_timezone),
         quota_probe_s=budget.quota_probe_s,
         on_wait=on_wait,
+        on_delay=on_delay,
     )

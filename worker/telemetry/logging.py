@@ -21,7 +21,11 @@ def email_hash(email: str | None) -> str | None:
 
 
 def configure(level: str = "info", fmt: str = "json") -> None:
-    """Configure structlog and the stdlib root logger to write one event per line to stderr."""
+    """Configure structlog and the stdlib root logger to write one event per line to stderr.
+
+    Stdlib records (aiohttp, asyncio, librdkafka's lines through `worker.kafka.logs`) are
+    rendered by the same renderer: with `json`, every line on stderr is one JSON object.
+    """
     numeric = logging.getLevelNamesMapping()[level.upper()]
     if isinstance(sys.stderr, io.TextIOWrapper):
         sys.stderr.reconfigure(line_buffering=True)  # one event per line, even into a pipe
@@ -30,11 +34,14 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    stamp: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *stamp,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -42,4 +49,18 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *stamp],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler], force=True)
+    # not raised to WARNING like the rest: librdkafka's `debug` output is asked for on purpose
+    # (kafka.options `debug` with log_level debug)
+    logging.getLogger("librdkafka").setLevel(numeric)

@@ -11,10 +11,11 @@ class MetricsObserver:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def request(self, endpoint: str, outcome: str, duration_s: float) -> None:
-        """Count one Marketo call and its duration."""
+    def request(self, endpoint: str, outcome: str, duration_s: float | None) -> None:
+        """Count one Marketo call, and the duration of its HTTP request when it was sent."""
         self.metrics.marketo_requests.labels(endpoint, outcome).inc()
-        self.metrics.marketo_request_duration.labels(endpoint).observe(duration_s)
+        if duration_s is not None:
+            self.metrics.marketo_request_duration.labels(endpoint).observe(duration_s)
 
     def records(self, endpoint: str, status: str, count: int) -> None:
         """Count the records of one answer by status."""

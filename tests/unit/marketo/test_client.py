@@ -133,11 +133,13 @@ class RecordingObserver:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
+        self.durations: list[tuple[str, float | None]] = []
         self.record_counts: dict[tuple[str, str], int] = {}
 
-    def request(self, endpoint: str, outcome: str, duration_s: float) -> None:
-        """Record one request outcome."""
+    def request(self, endpoint: str, outcome: str, duration_s: float | None) -> None:
+        """Record one request outcome and its duration."""
         self.requests.append((endpoint, outcome))
+        self.durations.append((endpoint, duration_s))
 
     def records(self, endpoint: str, status: str, count: int) -> None:
         """Record per-record statuses."""
@@ -450,6 +452,45 @@ async def test_observer_counts_requests_and_record_statuses(rig: Rig) -> None:
         ("add_to_list", "added"): 1,
         ("add_to_list", "skipped"): 1,
     }
+
+
+class SlowBudget(RecordingLimiter):
+    """Grants each slot after `wait_s` on the fake clock: a full budget."""
+
+    def __init__(self, clock: FakeClock, wait_s: float) -> None:
+        super().__init__()
+        self.clock, self.wait_s = clock, wait_s
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        self.clock.now_s += self.wait_s
+        async with super()._slot():
+            yield
+
+
+async def test_request_duration_leaves_out_the_wait_for_the_budget(rig: Rig) -> None:
+    """A call that waits 10 s for its slot is observed with its HTTP time alone (0 s here)."""
+    rig.fake.script(MEMBERS, ADDED)
+    observer = RecordingObserver()
+    transport = Transport(
+        rig.url,
+        SecretStr("client-id"),
+        SecretStr(SECRET),
+        SlowBudget(rig.clock, wait_s=10.0),
+        clock=rig.clock,
+        observer=observer,
+    )
+    async with MarketoClient(transport) as client:
+        await client.add_to_list(ListId(77), [LeadId(1)])
+    assert observer.durations == [("identity", 0.0), ("add_to_list", 0.0)]
+
+
+async def test_a_call_never_sent_has_no_duration(rig: Rig) -> None:
+    """An abandoned call is counted without a duration: no HTTP request was made."""
+    with pytest.raises(CallAbandoned):
+        await rig.client.add_to_list(ListId(77), [LeadId(1)], still_wanted=lambda: False)
+    assert ("add_to_list", None) in rig.observer.durations
+    assert [e for e, d in rig.observer.durations if d is not None] == ["identity"]
 
 
 async def test_logs_never_carry_the_secret_or_the_token(rig: Rig) -> None:

@@ -78,6 +78,7 @@ def build(
     reserve: int = 0,
     share: float = 1.0,
     on_wait: Callable[[float], None] | None = None,
+    on_delay: Callable[[float], None] | None = None,
 ) -> tuple[Limiter, Budget]:
     limits = BudgetLimits(calls, window_s, concurrency, quota, reserve, max_call_s=30.0)
     budget = Budget(limits, share=share, now=vt.now)
@@ -88,6 +89,7 @@ def build(
         quota_zone=CHICAGO,
         quota_probe_s=600.0,
         on_wait=on_wait,
+        on_delay=on_delay,
         sleep=vt.sleep,
     )
     return limiter, budget
@@ -165,6 +167,24 @@ async def test_waiting_time_is_reported_to_the_hook() -> None:
     vt.advance(4.0)
     await eventually(lambda: second.entered)
     assert waits == [4.0]
+    await second.finish()
+
+
+async def test_a_wait_is_announced_once_before_it_starts() -> None:
+    """on_delay hears, once and before waiting, the seconds the budget names for a call."""
+    vt = VirtualTime()
+    delays: list[float] = []
+    limiter, _ = build(vt, calls=1, window_s=4.0, on_delay=delays.append)
+    await quick_calls(limiter, 1)
+    second = Caller(limiter)
+    await eventually(vt.settled)
+    assert delays == [4.0]
+    for _ in range(3):  # the limiter naps a second at a time: one announcement still
+        vt.advance(1.0)
+        await eventually(vt.settled)
+    vt.advance(1.0)
+    await eventually(lambda: second.entered)
+    assert delays == [4.0]
     await second.finish()
 
 
