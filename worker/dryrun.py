@@ -144,9 +144,7 @@ async def run_dry(settings: Settings, report_interval_s: float = REPORT_INTERVAL
     dry = dry_settings(settings)
     k, budget = dry.kafka, dry.marketo.budget
     config = dry.kafka.client_config()
-    partitions = ensure_topics(
-        config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
-    )
+    partitions = ensure_topics(config, k)
     metrics = Metrics()
     limiter = limiter_for(dry.marketo)  # never asked for a slot: nothing is sent
     writer = DryRunWriter(budget.calls_per_window * 60 / budget.window_s)
