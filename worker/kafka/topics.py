@@ -91,9 +91,18 @@ def max_message_bytes(config: Mapping[str, str], topic: str, default: int) -> in
 
 
 def _describe(admin: AdminClient, topic: str) -> dict[str, str | None]:
+    """A topic's configuration; a topic created a moment ago is waited for (bounded)."""
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    configs = admin.describe_configs([resource])[resource].result(timeout=15)
-    return {name: entry.value for name, entry in configs.items()}
+    deadline = time.monotonic() + _METADATA_TIMEOUT_S
+    while True:
+        try:
+            configs = admin.describe_configs([resource])[resource].result(timeout=15)
+            return {name: entry.value for name, entry in configs.items()}
+        except KafkaException as exc:
+            unknown = exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if not unknown or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)  # the new topic reaches every broker's metadata soon
 
 
 def _list_topics(config: Mapping[str, str]) -> tuple[AdminClient, dict[str, TopicMetadata]]:
