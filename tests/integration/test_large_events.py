@@ -11,7 +11,9 @@ import pytest
 
 from tests.integration.harness import (
     WorkerProcess,
+    committed,
     event,
+    group_of,
     metric,
     produce,
     read_topic,
@@ -19,6 +21,7 @@ from tests.integration.harness import (
     wait_for_lists,
     write_config,
 )
+from tests.integration.test_dry_run import DryRunProcess
 from tests.kafka_support import create_topic, wait_for
 from worker.sandbox.process import SandboxProcess
 
@@ -79,3 +82,27 @@ def test_event_larger_than_the_producer_limit_is_dead_lettered_cut_and_the_worke
     assert dead.key() == key.encode()
     assert big.startswith(dead.value())
     assert len(dead.value()) < 1_000_000
+
+
+def test_dry_run_dead_letters_a_large_event_cut_and_commits_past_it(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """`run --dry-run` shares the dead-letter path: it commits past a 1 MB event and exits 0."""
+    topic = create_topic(kafka_bootstrap, 1, prefix="profiles")
+    key, big = _large_event(1_020_166)
+    records = [(key, big), *valid_events(3)]
+    with SandboxProcess("--no-limits") as sandbox:
+        config = write_config(tmp_path / "c.yaml", kafka_bootstrap, sandbox.url, topic, AUDIENCES)
+        dry = DryRunProcess(config, tmp_path / "dry.log")
+        group = group_of(config) + ".dry-run"
+        try:
+            produce(kafka_bootstrap, topic, records, config={"message.max.bytes": str(2 * MB)})
+            wait_for(
+                lambda: committed(kafka_bootstrap, group, topic, 1)[0] == len(records),
+                90,
+                "the dry run to commit past the large event",
+            )
+        finally:
+            assert dry.stop() == 0
+    [dead] = read_topic(kafka_bootstrap, f"{topic}.dlq.dry-run", 1)
+    assert dict(dead.headers())["original.size"] == str(len(big)).encode()
