@@ -26,9 +26,9 @@ from worker.flusher import Flusher, LeadFields, ListWriter
 from worker.heap import pace_collector, release_free_memory
 from worker.kafka.changelog import read_end_offset, read_partition
 from worker.kafka.consumer import KafkaConsumer
-from worker.kafka.producer import Publisher
+from worker.kafka.producer import TOPIC_MAX_BYTES, Publisher
 from worker.kafka.stats import consumer_lag
-from worker.kafka.topics import ensure_topics
+from worker.kafka.topics import ensure_topics, max_message_bytes
 from worker.loop import Loop, LoopSettings
 from worker.marketo.client import MarketoClient, connect
 from worker.marketo.limiter import Limiter, limiter_for
@@ -108,9 +108,7 @@ async def run(settings: Settings) -> int:
     k, m = settings.kafka, settings.marketo
     async with telemetry_server(settings, metrics) as health:
         config = k.client_config()
-        partitions = ensure_topics(
-            config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
-        )
+        partitions = ensure_topics(config, k)
         progress = StartUp()
         limiter = limiter_for(
             m,
@@ -205,7 +203,13 @@ def build_loop(
 ) -> tuple[Loop, KafkaConsumer]:
     """The consumer and the loop, wired to each other through the rebalance callbacks."""
     k, config, limiter = settings.kafka, edges.config, edges.limiter
-    publisher = Publisher(config, k.dead_letter_topic, k.rejections_topic, k.state_topic)
+    publisher = Publisher(
+        config,
+        k.dead_letter_topic,
+        k.rejections_topic,
+        k.state_topic,
+        max_message_bytes(config, k.dead_letter_topic, TOPIC_MAX_BYTES),
+    )
     audiences = build_audiences(settings)
     paths = frozenset(audiences.paths | {m.source for m in settings.mapping})
     store = StateStore(StateCodec(paths), on_corrupt=_corrupt_state)
@@ -264,6 +268,7 @@ def loop_settings(settings: Settings) -> LoopSettings:
         settings.flush.max_buffered_changes,
         settings.flush.commit_interval_s,
         handover_s=handover_s if handover_s is not None else settings.marketo.request_timeout_s + 1,
+        ts_bounds_ms=settings.kafka.ts_bounds_ms(),
     )
 
 

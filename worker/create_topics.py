@@ -29,7 +29,7 @@ def create_topics(settings: Settings, partitions: int) -> list[str]:
     before = topic_partitions(config)
     create_topic_if_missing(config, k.topic, partitions)
     _wait_visible(config, k.topic)
-    have = ensure_topics(config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic)
+    have = ensure_topics(config, k)
     roles = {
         k.topic: "input",
         k.dead_letter_topic: "dead letters",

@@ -153,9 +153,7 @@ async def run_dry(settings: Settings, report_interval_s: float = REPORT_INTERVAL
     config = dry.kafka.client_config()
     metrics = Metrics()
     async with app.telemetry_server(dry, metrics) as health:
-        partitions = ensure_topics(
-            config, k.topic, k.dead_letter_topic, k.rejections_topic, k.state_topic
-        )
+        partitions = ensure_topics(config, k)
         limiter = limiter_for(dry.marketo)  # never asked for a slot: nothing is sent
         writer = DryRunWriter(budget.calls_per_window * 60 / budget.window_s)
         log.info("dryrun.started", group_id=k.group_id, state_topic=k.state_topic)

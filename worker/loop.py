@@ -16,7 +16,7 @@ from typing import Protocol
 import structlog
 
 from worker.core import snapshot
-from worker.core.events import decode
+from worker.core.events import MAX_TS_MS, MIN_TS_MS, TsWindow, decode
 from worker.core.ids import AudienceId, ProfileId, Record
 from worker.core.ledger import OffsetLedger
 from worker.core.membership import Audiences, transitions
@@ -45,7 +45,11 @@ class Publisher(Protocol):
     """The output side (implemented by worker.kafka.producer.Publisher)."""
 
     def dead_letter(
-        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, str | bytes | None]]
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]],
+        on_lost: Callable[[str], None],
     ) -> None: ...
     def state(self, partition: int, key: bytes, value: bytes | None) -> None: ...
     def poll(self) -> None: ...
@@ -65,6 +69,9 @@ class LoopSettings:
     handover_s: float = 0.0
     poll_batch: int = 500
     idle_sleep_s: float = 0.01
+    # the event times accepted: from this epoch ms to this long after the wall clock's now
+    # the earliest event ts accepted, and how far past the wall clock one may be (epoch ms)
+    ts_bounds_ms: tuple[int, int] = (MIN_TS_MS, MAX_TS_MS)
 
 
 class Loop:
@@ -84,6 +91,7 @@ class Loop:
         parked_until: Callable[[], float | None] = lambda: None,
         end_offset: EndOffset = lambda _partition: -1,
         release_memory: Callable[[], object] = lambda: None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.consumer = consumer
         self.publisher = publisher
@@ -96,6 +104,8 @@ class Loop:
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
+        self.wall_clock = wall_clock  # epoch seconds, for the accepted event times
+        self.ts_window = self._ts_window()  # refreshed once a batch, not for every event
         self.parked_until = parked_until  # the budget parked on the daily quota (607)
         # per partition: offsets below this were readable before we owned it, so a previous
         # owner may have acted on them (DESIGN §3.1: replayed changes are sent explicitly)
@@ -175,6 +185,8 @@ class Loop:
         """One turn of the loop; return True when it read records."""
         now = self.clock()
         records = self.consumer.poll_batch(self.settings.poll_batch)  # 1. poll
+        if records:
+            self.ts_window = self._ts_window()
         for record in records:
             self.process(record, now)  # 2.-5. decode, evaluate, diff, buffer
         self.flusher.start_due(now)  # 6. flush due lists
@@ -185,11 +197,21 @@ class Loop:
         self._apply_backpressure(now)  # 8. pause or resume
         return bool(records)
 
+    def _ts_window(self) -> TsWindow:
+        earliest_ms, max_future_ms = self.settings.ts_bounds_ms
+        now_ms = int(self.wall_clock() * 1000)
+        return TsWindow.around(now_ms, earliest_ms=earliest_ms, max_future_ms=max_future_ms)
+
     def process(self, record: Record, now: float) -> None:
         """Steps 2 to 5 for one record."""
         self.ledger.read(record.partition, record.offset)
         try:
-            event = decode(record.key, record.value, max_bytes=self.settings.max_event_bytes)
+            event = decode(
+                record.key,
+                record.value,
+                max_bytes=self.settings.max_event_bytes,
+                ts_window=self.ts_window,
+            )
         except PoisonMessage as exc:
             self._dead_letter(record, exc)
             return
@@ -253,12 +275,24 @@ class Loop:
             ("source.partition", str(record.partition)),
             ("source.offset", str(record.offset)),
         ]
-        self.publisher.dead_letter(record.key, record.value, headers)
         self.metrics.dead_letters.labels(exc.kind).inc()
         self.outcomes[Outcome.INVALID].inc()
         log.warning(
             "event.dead_lettered", kind=exc.kind, partition=record.partition, offset=record.offset
         )
+
+        def lost(reason: str) -> None:
+            # may run in the flush thread, at delivery: counters and logs are thread-safe
+            self.metrics.dead_letter_failures.labels(reason).inc()
+            log.error(
+                "event.dead_letter_failed",
+                kind=exc.kind,
+                reason=reason,
+                partition=record.partition,
+                offset=record.offset,
+            )
+
+        self.publisher.dead_letter(record.key, record.value, headers, lost)
 
     async def commit(self, *, final: bool = False) -> None:
         """Write dirty states, wait for Kafka to have every output record, commit the ledger.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TextIO
 import structlog
 
 from worker.config_file import load_settings
-from worker.core.events import decode
+from worker.core.events import TsWindow, decode
 from worker.errors import ConfigError, PoisonMessage
 from worker.kafka.replay import DeadLetter, DeadLetterReader, InputRepublisher, partition_count
 from worker.settings import Settings
@@ -125,9 +126,14 @@ def _handle(
     publisher: InputRepublisher | None,
     partitions: int,
 ) -> None:
-    dlq = settings.kafka.dead_letter_topic
+    k, dlq = settings.kafka, settings.kafka.dead_letter_topic
+    earliest_ms, max_future_ms = k.ts_bounds_ms()
+    # the worker's own bounds: a record it would dead-letter again is reported, not replayed
+    window = TsWindow.around(
+        int(time.time() * 1000), earliest_ms=earliest_ms, max_future_ms=max_future_ms
+    )
     try:
-        decode(record.key, record.value, max_bytes=settings.kafka.max_event_bytes)
+        decode(record.key, record.value, max_bytes=k.max_event_bytes, ts_window=window)
     except PoisonMessage as exc:
         summary.failing[exc.kind] += 1
         if len(summary.samples) < SAMPLES:

@@ -14,12 +14,14 @@ import re
 import sys
 from collections import abc
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -118,6 +120,12 @@ class KafkaSettings(BaseModel):
     # repr=False: options may hold sasl.password or ssl.key.password
     options: dict[str, LibrdkafkaValue] = Field(default_factory=dict, repr=False)
     max_event_bytes: int = Field(default=65_536, ge=1)
+    # an event's ts later than this after the worker's clock, or before min_event_ts, is
+    # dead-lettered: one far-future ts would make every later event of its profile stale
+    max_event_future_s: float = Field(default=86_400.0, ge=0)
+    min_event_ts: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # retention of the dead-letter and rejections topics the worker creates (-1: for ever)
+    output_retention_ms: int = Field(default=30 * 86_400_000, ge=-1)
 
     @field_validator("options")
     @classmethod
@@ -140,6 +148,10 @@ class KafkaSettings(BaseModel):
                     "(KIP-848); set group.consumer.* on the broker, or group.protocol: classic"
                 )
         return options
+
+    def ts_bounds_ms(self) -> tuple[int, int]:
+        """The earliest event time accepted, and how far past the clock one may be, in ms."""
+        return int(self.min_event_ts.timestamp() * 1000), int(self.max_event_future_s * 1000)
 
     def client_config(self) -> dict[str, str]:
         """librdkafka settings shared by every client: bootstrap plus the pass-through options."""

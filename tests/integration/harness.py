@@ -32,6 +32,7 @@ def write_config(
     budget: Mapping[str, object] | None = None,
     flush: Mapping[str, object] | None = None,
     person_creation: str = "match_and_create",
+    kafka: Mapping[str, object] | None = None,
 ) -> Path:
     """Write a worker config for one scenario: unique topics and group, metrics on a free port."""
     suffix = uuid.uuid4().hex[:8]
@@ -43,6 +44,9 @@ def write_config(
             "dead_letter_topic": f"{topic}.dlq",
             "rejections_topic": f"{topic}.rejections",
             "state_topic": f"{topic}.state",
+            # scenario events carry small epoch-ms ts values (1970) for readability
+            "min_event_ts": "1970-01-01T00:00:00Z",
+            **(kafka or {}),
         },
         "marketo": {
             "base_url": sandbox_url,
@@ -145,9 +149,14 @@ def metric(worker: WorkerProcess, name: str) -> float:
     )
 
 
-def produce(bootstrap: str, topic: str, events: Iterable[tuple[str, bytes]]) -> int:
+def produce(
+    bootstrap: str,
+    topic: str,
+    events: Iterable[tuple[str, bytes]],
+    config: Mapping[str, str] | None = None,
+) -> int:
     """Produce (key, value) records; return how many the broker acknowledged."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, **(config or {})})
     count = 0
     for key, value in events:
         producer.produce(topic, value, key.encode())
@@ -160,6 +169,19 @@ def produce(bootstrap: str, topic: str, events: Iterable[tuple[str, bytes]]) -> 
 def event(profile: str, ts: int, op: str = "upsert", **fields: object) -> tuple[str, bytes]:
     """One profile-update record."""
     return profile, orjson.dumps({"profile_id": profile, "ts": ts, "op": op, **fields})
+
+
+def valid_events(count: int, ts0: int = 1_000) -> list[tuple[str, bytes]]:
+    """Events of profiles p-0, p-1, ... in country FR, with emails v0@example.com, ..."""
+    return [
+        event(
+            f"p-{i}",
+            ts0 + i,
+            identities={"email": f"v{i}@example.com"},
+            attributes={"country": "FR", "firstName": "A", "lastName": "B"},
+        )
+        for i in range(count)
+    ]
 
 
 def list_members(sandbox: SandboxProcess) -> dict[str, set[str]]:

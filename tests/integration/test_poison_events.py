@@ -3,6 +3,7 @@ with its reason in headers, is counted, and never blocks its partition."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -10,11 +11,11 @@ import pytest
 
 from tests.integration.harness import (
     WorkerProcess,
-    event,
     metric,
     new_input_topic,
     produce,
     read_topic,
+    valid_events,
     wait_for_lists,
     write_config,
 )
@@ -28,6 +29,12 @@ POISON = {
     "schema": ("p-x", orjson.dumps({"profile_id": "p-x", "ts": 1, "op": "explode"})),
     "key_mismatch": ("p-other", orjson.dumps({"profile_id": "p-x", "ts": 1, "op": "upsert"})),
     "bad_ts": ("p-x", orjson.dumps({"profile_id": "p-x", "ts": "yesterday", "op": "upsert"})),
+    "ts_future": (
+        "p-x",
+        orjson.dumps({"profile_id": "p-x", "ts": "9999-12-31T23:59:59Z", "op": "upsert"}),
+    ),
+    # epoch seconds where milliseconds are due: January 1970, before kafka.min_event_ts
+    "ts_too_old": ("p-x", orjson.dumps({"profile_id": "p-x", "ts": 1_796_186_000, "op": "upsert"})),
     "empty": ("p-x", b""),
     "oversize": (
         "p-x",
@@ -43,18 +50,17 @@ def test_poison_events_are_dead_lettered_and_the_partition_flows(
 ) -> None:
     """Every poison kind is dead-lettered with headers while valid events behind it are applied."""
     topic = new_input_topic(kafka_bootstrap, partitions=1)
-    valid = [
-        event(
-            f"p-{i}",
-            1_000 + i,
-            identities={"email": f"v{i}@example.com"},
-            attributes={"country": "FR", "firstName": "A", "lastName": "B"},
-        )
-        for i in range(20)
-    ]
+    valid = valid_events(20, ts0=time.time_ns() // 1_000_000)
     records = [valid[0], *POISON.values(), *valid[1:]]
     with SandboxProcess("--no-limits") as sandbox:
-        config = write_config(tmp_path / "c.yaml", kafka_bootstrap, sandbox.url, topic, AUDIENCES)
+        config = write_config(
+            tmp_path / "c.yaml",
+            kafka_bootstrap,
+            sandbox.url,
+            topic,
+            AUDIENCES,
+            kafka={"min_event_ts": "2000-01-01T00:00:00Z"},  # the default, which the harness lowers
+        )
         worker = WorkerProcess(config, tmp_path / "w.log")
         try:
             produce(kafka_bootstrap, topic, records)

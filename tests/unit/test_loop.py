@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 
 import orjson
 from prometheus_client import generate_latest
 
+from worker.core.events import MIN_TS_MS
 from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, LeadId, ListId, ProfileId, Record
 from worker.core.ledger import OffsetLedger
@@ -49,7 +51,7 @@ class FakePublisher:
     def __init__(self) -> None:
         self.states: list[tuple[int, bytes, bytes | None]] = []
 
-    def dead_letter(self, key: object, value: object, headers: object) -> None: ...
+    def dead_letter(self, key: object, value: object, headers: object, on_lost: object) -> None: ...
     def state(self, partition: int, key: bytes, value: bytes | None) -> None:
         self.states.append((partition, key, value))
 
@@ -256,3 +258,40 @@ def test_a_revoked_partition_leaves_no_gauge_behind() -> None:
     loop.on_revoke({0})
     exported = generate_latest(loop.metrics.registry).decode()
     assert 'partition="0"' not in exported
+
+
+class DeadLetterPublisher(FakePublisher):
+    """Keeps each dead letter's headers; reports every one as refused when `refuse` is set."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.dead: list[dict[str, object]] = []
+
+    def dead_letter(self, key: object, value: object, headers: object, on_lost: object) -> None:
+        self.dead.append(dict(headers))  # type: ignore[call-overload]
+        if self.refuse is not None:
+            on_lost(self.refuse)  # type: ignore[operator]
+
+
+def test_an_event_later_than_the_wall_clock_allows_is_dead_lettered_as_ts_future() -> None:
+    """The loop bounds ts by its wall clock: a ts past now plus the allowed future is refused."""
+    publisher = DeadLetterPublisher()
+    loop = make_loop(lambda _p: [], FakeConsumer(), [0.0], publisher=publisher)
+    loop.settings = dataclasses.replace(loop.settings, ts_bounds_ms=(MIN_TS_MS, 1_000))
+    loop.wall_clock = lambda: 0.0  # now is epoch ms 0, so ts up to 1000 are accepted
+    loop.ts_window = loop._ts_window()
+    loop.process(upsert(999, "FR"), 0.0)  # ts 1000: exactly the bound, accepted
+    loop.process(upsert(1000, "FR"), 0.0)  # ts 1001: past it
+    assert [headers["error.kind"] for headers in publisher.dead] == ["ts_future"]
+
+
+def test_a_dead_letter_kafka_refuses_is_counted_by_reason_and_the_loop_goes_on() -> None:
+    """A dead letter Kafka refuses is counted in dead_letter_failures_total{reason}."""
+    publisher = DeadLetterPublisher(refuse="msg_size_too_large")
+    loop = make_loop(lambda _p: [], FakeConsumer(), [0.0], publisher=publisher)
+    loop.on_assign({0})
+    loop.process(Record(0, 7, b"p1", b"not json"), 0.0)
+    loop.process(upsert(8, "FR"), 0.0)
+    failures = loop.metrics.dead_letter_failures.labels("msg_size_too_large")._value.get()
+    assert (failures, loop.store.get(ProfileId("p1"), 0) is not None) == (1.0, True)

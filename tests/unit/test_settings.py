@@ -623,3 +623,30 @@ def test_non_string_top_level_key_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("1: x\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="top-level keys must be names"):
         load_settings(path, {})
+
+
+def test_hyphenated_attribute_names_work_in_mapping_and_quoted_in_rules(load: Load) -> None:
+    """A mapping reads first-name as written; a rule reads it quoted in backticks."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["mapping"][0]["from"] = "first-name"
+        data["audiences"][0]["rule"] = '`first-name` == "Ann" and address.`post-code` != null'
+
+    settings = load(edit)
+    assert settings.mapping[0].source == "first-name"
+    assert settings.compiled_rules()[AudienceId("fr")].paths == {"first-name", "address.post-code"}
+
+
+def test_event_time_bounds_are_settings_with_safe_defaults(load: Load) -> None:
+    """ts may be a day ahead of the clock and no older than 2000 unless configured otherwise."""
+    kafka = load().kafka
+    assert (kafka.max_event_future_s, kafka.min_event_ts.isoformat()) == (
+        86_400.0,
+        "2000-01-01T00:00:00+00:00",
+    )
+
+
+def test_min_event_ts_without_an_offset_is_refused(load: Load) -> None:
+    """kafka.min_event_ts must name an instant: a time without a UTC offset is an error."""
+    message = _errors(load, lambda data: data.update(kafka={"min_event_ts": "2000-01-01T00:00:00"}))
+    assert "kafka.min_event_ts" in message

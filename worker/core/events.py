@@ -7,6 +7,7 @@ agreement. Error messages name the offending field but never echo identity value
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Final, Literal, cast
@@ -17,10 +18,20 @@ from worker.core.ids import ProfileId
 from worker.core.rules import JsonValue
 from worker.errors import PoisonMessage
 
-__all__ = ["MAX_TS_MS", "RFC3339_PATTERN", "EventOp", "ProfileUpdate", "decode"]
+__all__ = [
+    "MAX_TS_MS",
+    "MIN_TS_MS",
+    "RFC3339_PATTERN",
+    "EventOp",
+    "ProfileUpdate",
+    "TsWindow",
+    "decode",
+]
 
 # 9999-12-31T23:59:59.999Z: the last instant an RFC 3339 string can name, so both forms agree.
 MAX_TS_MS: Final = 253_402_300_799_999
+# a day before 0001-01-01T00:00:00Z: below the first instant an RFC 3339 string can name
+MIN_TS_MS: Final = -62_135_683_200_000
 # RFC 3339 date-time with an upper-case "T" and an explicit offset; the schema carries the same
 # pattern. Leap seconds (":60") and year 0000 are refused because datetime cannot hold them.
 RFC3339_PATTERN: Final = (
@@ -83,10 +94,27 @@ class ProfileUpdate(msgspec.Struct, frozen=True, kw_only=True):
         return self.identities.get("ecid") or None
 
 
+@dataclass(frozen=True, slots=True)
+class TsWindow:
+    """The event times accepted, in epoch ms: a ts far in the future would make every later
+    event of its profile stale for ever, and one before any plausible event is a unit mistake."""
+
+    earliest_ms: int
+    latest_ms: int
+
+    @classmethod
+    def around(cls, now_ms: int, *, earliest_ms: int, max_future_ms: int) -> TsWindow:
+        """From `earliest_ms` to `max_future_ms` after `now_ms` (the caller's clock)."""
+        return cls(earliest_ms, now_ms + max_future_ms)
+
+
 _DECODER = msgspec.json.Decoder(_Wire)
+_ANY_TS = TsWindow(MIN_TS_MS, MAX_TS_MS)
 
 
-def decode(key: bytes | None, value: bytes | None, *, max_bytes: int) -> ProfileUpdate:
+def decode(
+    key: bytes | None, value: bytes | None, *, max_bytes: int, ts_window: TsWindow = _ANY_TS
+) -> ProfileUpdate:
     """Decode one record's key and value, or raise PoisonMessage saying what is wrong."""
     if not value:
         raise PoisonMessage("empty", "record has no value (a tombstone or an empty payload)")
@@ -99,6 +127,7 @@ def decode(key: bytes | None, value: bytes | None, *, max_bytes: int) -> Profile
         raise PoisonMessage(
             "schema", "profile_id starts with NUL, reserved for the worker's own records"
         )
+    _check_ts(ts_ms, ts_window)
     return ProfileUpdate(
         profile_id=ProfileId(wire.profile_id),
         ts_ms=ts_ms,
@@ -135,6 +164,26 @@ def _parse_ts(text: str) -> int:
         raise PoisonMessage("bad_ts", "ts names a day that does not exist - at $.ts") from None
     # floor division of timedeltas is exact; float timestamps would round .123 to .122999
     return (moment - _EPOCH) // _ONE_MS
+
+
+def _check_ts(ts_ms: int, window: TsWindow) -> None:
+    if ts_ms > window.latest_ms:
+        raise PoisonMessage(
+            "ts_future", f"ts {_iso(ts_ms)} is later than {_iso(window.latest_ms)} - at $.ts"
+        )
+    if ts_ms < window.earliest_ms:
+        hint = ""
+        if window.earliest_ms <= ts_ms * 1000 <= MAX_TS_MS:  # a producer sending seconds
+            hint = f" (as epoch seconds it would be {_iso(ts_ms * 1000)}: ts is epoch ms)"
+        raise PoisonMessage(
+            "ts_too_old",
+            f"ts {_iso(ts_ms)} is earlier than {_iso(window.earliest_ms)}{hint} - at $.ts",
+        )
+
+
+def _iso(ts_ms: int) -> str:
+    moment = _EPOCH + ts_ms * _ONE_MS
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _check_key(key: bytes | None, profile_id: str) -> None:

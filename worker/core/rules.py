@@ -39,6 +39,13 @@ _TESTS: dict[type[ast.cmpop], rv.Test] = {
 _KNOWN = ", ".join(sorted([*rv.UNARY_FUNCTIONS, *rv.BINARY_FUNCTIONS]))
 _ORDERINGS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# a `quoted name` (closed on its line, or not), or a string literal to step over whole
+_QUOTED_OR_STRING = re.compile(
+    r"`(?P<name>[^`\r\n]*)(?P<close>`)?"
+    r"|[rRbBuUfF]{0,2}(\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''"
+    r"|\"(?:\\.|[^\\\"\r\n])*\"|'(?:\\.|[^\\'\r\n])*')",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +148,48 @@ _UNSUPPORTED: dict[type[ast.AST], str] = {
 
 
 class _Source:
-    """The rule text, parsed, with ast's byte offsets mapped back to 1-based character columns."""
+    """The rule text, parsed, with ast's byte offsets mapped back to 1-based character columns.
+
+    A name in backticks (`first-name`) may hold any character but a backtick, '.' or a line
+    break: each one is replaced, before ast parses the text, by an identifier of the same length
+    (so that columns stay right), and `name()` gives the attribute name back.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.body = text.lstrip()  # leading spaces would be an IndentationError for ast
-        self.lead = len(text) - len(self.body)
+        body = text.lstrip()  # leading spaces would be an IndentationError for ast
+        self.lead = len(text) - len(body)
+        self.quoted: dict[str, str] = {}
+        self.body = self.replace_quoted(body)
         self.line_starts = [0, *(m.end() for m in _NEWLINE.finditer(self.body))]
+
+    def name(self, identifier: str) -> str:
+        """The attribute name an identifier of the parsed text stands for."""
+        return self.quoted.get(identifier, identifier)
+
+    def replace_quoted(self, body: str) -> str:
+        mark = "Q_"
+        while mark in body:  # a stand-in can never be a name the rule spells itself
+            mark += "_"
+        out: list[str] = []
+        at = 0
+        for match in _QUOTED_OR_STRING.finditer(body):
+            if match.group("name") is None:
+                continue  # a string literal: a backtick inside it is just a character
+            name, start = match.group("name"), match.start()
+            column = self.lead + start + 1
+            if match.group("close") is None:
+                raise RuleError(
+                    "unclosed ` (a quoted name ends on its line)", rule=self.text, column=column
+                )
+            if not name or "." in name:
+                problem = "is empty" if not name else "has a '.' (quote each part: a.`b-c`)"
+                raise RuleError(f"a quoted name {problem}", rule=self.text, column=column)
+            stand_in = f"{mark}{len(self.quoted)}".ljust(match.end() - start, "_")
+            self.quoted[stand_in] = name
+            out += [body[at:start], stand_in]
+            at = match.end()
+        return "".join([*out, body[at:]])
 
     def parse(self) -> ast.expr:
         if not self.body.strip():
@@ -267,8 +309,9 @@ class _Compiler:
 
     def operand(self, node: ast.expr) -> Operand:
         if isinstance(node, ast.Name) and node.id not in _NAMED_LITERALS:
-            self.paths.add(node.id)
-            return node.id
+            name = self.source.name(node.id)
+            self.paths.add(name)
+            return name
         return self.value(node)
 
     def value(self, node: ast.expr) -> ValueFn:
@@ -301,14 +344,14 @@ class _Compiler:
             base = base.value
         if not isinstance(base, ast.Name):
             raise self.source.error(base, "'.' must follow an attribute name")
-        path = (base.id, *reversed(parts))
+        path = tuple(self.source.name(part) for part in (base.id, *reversed(parts)))
         self.paths.add(".".join(path))
         return path
 
     def call(self, node: ast.Call) -> ValueFn:
         if not isinstance(node.func, ast.Name):
             raise self.source.error(node, "calls on attributes are not supported")
-        name = node.func.id
+        name = self.source.name(node.func.id)
         arity = 1 if name in rv.UNARY_FUNCTIONS else 2 if name in rv.BINARY_FUNCTIONS else 0
         if not arity:
             raise self.source.error(node, f"unknown function {name!r} (known: {_KNOWN})")

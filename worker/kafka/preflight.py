@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from worker.errors import ConfigError
-from worker.kafka.topics import _check_state_topic, _list_topics
+from worker.kafka.topics import check_state_topic, list_topics
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ def inspect_topics(
     """Reach Kafka (bounded, naming kafka.bootstrap_servers), find the input topic, check an
     existing state topic, and list the output topics start-up would create."""
     try:
-        admin, existing = _list_topics(config)
+        admin, existing = list_topics(config)
     except ConfigError as exc:
         return TopicReport([str(exc)])
     if topic not in existing:
@@ -34,7 +34,7 @@ def inspect_topics(
     problems: list[str] = []
     if state in existing:
         try:
-            _check_state_topic(admin, state, len(existing[state].partitions), partitions)
+            check_state_topic(admin, state, len(existing[state].partitions), partitions)
         except ConfigError as exc:
             problems.append(str(exc))
     to_create = tuple(name for name in (dead_letter, rejections, state) if name not in existing)

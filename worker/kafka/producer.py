@@ -1,16 +1,33 @@
 """Everything the worker writes to Kafka: dead letters, rejections and the state changelog.
 
 Records are produced asynchronously and `flush()` is awaited before every offset commit, so an
-input offset is never committed before what was derived from it is in Kafka (DESIGN §3.2).
+input offset is never committed before what was derived from it is in Kafka.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Final
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from worker.core.dead_letters import Headers, fit
 from worker.kafka.logs import LOGGER
+
+# librdkafka's default message.max.bytes (the largest record this producer sends)
+PRODUCER_MAX_BYTES: Final = 1_000_000
+# the broker's default max.message.bytes (the largest batch a topic accepts)
+TOPIC_MAX_BYTES: Final = 1_048_588
+# errors that refuse one record for what it is: sending it again can never succeed
+_PER_RECORD: Final = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+    }
+)
 
 
 class Publisher:
@@ -22,11 +39,15 @@ class Publisher:
         dead_letter_topic: str,
         rejections_topic: str,
         state_topic: str,
+        dead_letter_topic_max_bytes: int = TOPIC_MAX_BYTES,
     ) -> None:
+        batch_bytes = int(config.get("batch.size", PRODUCER_MAX_BYTES))
         self._producer = Producer(
             {
                 "linger.ms": 20,
                 **config,
+                # the broker checks a whole batch against the topic's limit, not each record
+                "batch.size": min(batch_bytes, dead_letter_topic_max_bytes),
                 "enable.idempotence": True,  # retries never duplicate or reorder changelog records
                 "acks": "all",
                 "logger": LOGGER,  # librdkafka's lines as JSON log events
@@ -36,16 +57,44 @@ class Publisher:
         self.rejections_topic = rejections_topic
         self.state_topic = state_topic
         self.failures = 0
+        producer_max = int(config.get("message.max.bytes", PRODUCER_MAX_BYTES))
+        self.dead_letter_max_bytes = min(producer_max, dead_letter_topic_max_bytes)
 
     def _delivered(self, error: KafkaError | None, _: Message) -> None:
         if error is not None:
             self.failures += 1  # checked by flush(): the commit waits for a clean flush
 
     def dead_letter(
-        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, str | bytes | None]]
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        on_lost: Callable[[str], None],
     ) -> None:
-        """Publish an invalid input record unchanged, with the reason in its headers."""
-        self._produce(self.dead_letter_topic, key, value, headers=headers)
+        """Publish an invalid input record with the reason in its headers: unchanged, or cut to
+        what the producer and the topic accept (worker.core.dead_letters).
+
+        A record Kafka refuses for what it is (its size, its format) is reported to `on_lost`
+        with the error's name, now or at delivery, and does not hold back the commit: it could
+        never be written, and a worker that stopped on it would stop again on every restart.
+        Any other failure is one of `flush()`'s, as for every record.
+        """
+
+        def delivered(error: KafkaError | None, _: Message | None) -> None:
+            if error is None:
+                return
+            if error.code() in _PER_RECORD:
+                on_lost(error.name().lower())
+            else:
+                self.failures += 1
+
+        key, value, headers = fit(key, value, headers, self.dead_letter_max_bytes)
+        try:
+            self._produce(
+                self.dead_letter_topic, key, value, headers=headers, on_delivery=delivered
+            )
+        except KafkaException as exc:
+            delivered(exc.args[0], None)
 
     def rejection(self, key: bytes, value: bytes) -> None:
         """Publish a change Marketo refused, with its reason code."""
@@ -62,7 +111,8 @@ class Publisher:
         value: bytes | None,
         *,
         partition: int = -1,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: Headers | None = None,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
         while True:
             try:
@@ -72,7 +122,7 @@ class Publisher:
                     key,
                     partition=partition,
                     headers=headers,
-                    on_delivery=self._delivered,
+                    on_delivery=on_delivery or self._delivered,
                 )
                 return
             except BufferError:  # the local queue is full: serve deliveries, then try again

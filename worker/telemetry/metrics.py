@@ -62,6 +62,12 @@ class Metrics:
         self.dead_letters = Counter(
             f"{p}dead_letters", "Invalid input records dead-lettered", ["reason"], registry=r
         )
+        self.dead_letter_failures = Counter(
+            f"{p}dead_letter_failures",
+            "Invalid input records Kafka refused to dead-letter (logged with their offset)",
+            ["reason"],
+            registry=r,
+        )
         self.rejections = Counter(f"{p}rejections", "Changes Marketo refused", ["code"], registry=r)
         self.state_profiles = Gauge(f"{p}state_profiles", "Profiles in state", registry=r)
         self.state_restore = Counter(

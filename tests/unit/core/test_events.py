@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.core.events import EventOp, ProfileUpdate, decode
+from worker.core.events import EventOp, ProfileUpdate, TsWindow, decode
 from worker.core.ids import ProfileId
 from worker.errors import PoisonMessage
 
@@ -261,3 +261,50 @@ def test_a_profile_id_starting_with_nul_is_poison() -> None:
     """Keys starting with NUL are the worker's own state records; no profile may take one."""
     value = _raw(profile_id="\x00layout/1")
     assert _kind(b"\x00layout/1", value) == "schema"
+
+
+NOW_MS = 1_795_867_200_000  # 2026-11-28T12:00:00Z
+WINDOW = TsWindow.around(NOW_MS, earliest_ms=946_684_800_000, max_future_ms=86_400_000)
+
+
+def _ts_refusal(ts: object) -> PoisonMessage:
+    with pytest.raises(PoisonMessage) as info:
+        decode(b"p-42", _raw(ts=ts), max_bytes=MAX, ts_window=WINDOW)
+    return info.value
+
+
+@pytest.mark.parametrize("ts", ["9999-12-31T23:59:59Z", NOW_MS + 86_400_001])
+def test_ts_beyond_the_allowed_future_is_ts_future(ts: object) -> None:
+    """A ts more than the allowed future after now is poison of kind ts_future."""
+    assert _ts_refusal(ts).kind == "ts_future"
+
+
+@pytest.mark.parametrize("ts", ["1999-12-31T23:59:59Z", 0])
+def test_ts_before_the_earliest_is_ts_too_old(ts: object) -> None:
+    """A ts before the earliest accepted instant is poison of kind ts_too_old."""
+    assert _ts_refusal(ts).kind == "ts_too_old"
+
+
+def test_ts_in_epoch_seconds_is_refused_with_a_hint() -> None:
+    """Epoch seconds read as ms fall in January 1970: the message says it looks like seconds."""
+    refusal = _ts_refusal(1_796_186_000)
+    assert refusal.kind == "ts_too_old"
+    assert "as epoch seconds it would be 2026-12-02T04:33:20.000Z" in str(refusal)
+
+
+def test_ts_old_but_not_like_seconds_gets_no_hint() -> None:
+    """A ts whose thousandfold is no plausible time either is refused without the seconds hint."""
+    assert "epoch seconds" not in str(_ts_refusal(5))
+
+
+@pytest.mark.parametrize("ts", [NOW_MS + 86_400_000, 946_684_800_000, NOW_MS])
+def test_ts_within_the_window_is_accepted(ts: int) -> None:
+    """The window's bounds themselves and now are accepted."""
+    assert decode(b"p-42", _raw(ts=ts), max_bytes=MAX, ts_window=WINDOW).ts_ms == ts
+
+
+def test_key_mismatch_is_reported_before_the_ts_window() -> None:
+    """A record with a wrong key and an old ts is a key_mismatch: the key is checked first."""
+    with pytest.raises(PoisonMessage) as info:
+        decode(b"p-other", _raw(ts=0), max_bytes=MAX, ts_window=WINDOW)
+    assert info.value.kind == "key_mismatch"

@@ -254,6 +254,56 @@ def test_paths_excludes_literals_and_function_names() -> None:
     assert compile_rule("x == true or x == false or x == null or len(y) > 1").paths == {"x", "y"}
 
 
+# --- quoted names ------------------------------------------------------------------------------
+
+HYPHENATED: dict[str, JsonValue] = {"first-name": "Ann", "address": {"post-code": "69001"}}
+
+
+def test_backticks_quote_an_attribute_name_with_a_hyphen() -> None:
+    """`first-name` reads the attribute named first-name, not first minus name."""
+    assert matches('`first-name` == "Ann"', HYPHENATED)
+
+
+def test_a_quoted_name_can_be_one_part_of_a_path() -> None:
+    """address.`post-code` reads attributes["address"]["post-code"], in functions too."""
+    assert matches('startswith(address.`post-code`, "69")', HYPHENATED)
+
+
+def test_quoted_names_are_collected_as_paths_unquoted() -> None:
+    """The paths of a rule name quoted attributes as the events spell them."""
+    rule = compile_rule('`first-name` == "x" or exists(address.`post-code`)')
+    assert rule.paths == frozenset({"first-name", "address.post-code"})
+
+
+def test_a_quoted_keyword_is_an_attribute_not_a_literal() -> None:
+    """`null` and `true` in backticks are attributes with those names."""
+    assert compile_rule("`null` == 1 or `true`").paths == frozenset({"null", "true"})
+
+
+def test_a_backtick_inside_a_string_literal_is_a_character() -> None:
+    """Backticks in a string literal quote nothing: the literal is compared as written."""
+    assert matches('note == "a `b` c"', {"note": "a `b` c"})
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "column"),
+    [
+        ("x == 1 and `first-name == 2", "unclosed `", 12),
+        ("`` == 1", "a quoted name is empty", 1),
+        ("`address.city` == 1", "a quoted name has a '.'", 1),
+    ],
+)
+def test_a_malformed_quoted_name_points_at_its_column(text: str, message: str, column: int) -> None:
+    """An unclosed, empty or dotted quoted name is a rule error at its opening backtick."""
+    error = rule_error(text)
+    assert (message in str(error), error.column) == (True, column)
+
+
+def test_columns_after_a_quoted_name_stay_exact() -> None:
+    """An error after a quoted name points at the column of the original text."""
+    assert rule_error("`first-name` == 1 and foo(x)").column == 23
+
+
 def test_matches_accepts_any_mapping() -> None:
     """The attributes may be any Mapping, nested ones included, e.g. read-only proxies."""
     frozen = types.MappingProxyType({"a": types.MappingProxyType({"b": 1})})

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.core import reference_rules as reference
@@ -279,4 +279,5 @@ def test_property_specialised_rules_evaluate_like_the_reference(
 )
 def test_property_compiling_gives_the_same_paths_or_the_same_error(text: str) -> None:
     """The compiler reads the same paths and rejects the same text at the same column."""
+    assume("`" not in text)  # quoted names came after the reference: test_rules covers them
     assert outcome(compile_rule, text) == outcome(reference.compile_rule, text)

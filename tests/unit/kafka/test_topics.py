@@ -8,6 +8,11 @@ import pytest
 
 from worker.errors import ConfigError
 from worker.kafka import topics
+from worker.settings import KafkaSettings
+
+KAFKA = KafkaSettings(
+    topic="in", dead_letter_topic="in.dlq", rejections_topic="in.rej", state_topic="in.state"
+)
 
 
 class _Done:
@@ -50,7 +55,7 @@ def ensure(
 ) -> FakeAdmin:
     admin = FakeAdmin(partitions, policy)
     monkeypatch.setattr(topics, "AdminClient", lambda config, error_cb=None: admin)
-    topics.ensure_topics({}, "in", "in.dlq", "in.rej", "in.state")
+    topics.ensure_topics({}, KAFKA)
     return admin
 
 
@@ -77,7 +82,7 @@ def test_bad_state_topic_is_refused_before_anything_is_created(
     admin = FakeAdmin({"in": 6, "in.state": 3}, "compact")
     monkeypatch.setattr(topics, "AdminClient", lambda config, error_cb=None: admin)
     with pytest.raises(ConfigError):
-        topics.ensure_topics({}, "in", "in.dlq", "in.rej", "in.state")
+        topics.ensure_topics({}, KAFKA)
     assert admin.created == []
 
 
