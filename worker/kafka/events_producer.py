@@ -12,6 +12,7 @@ from typing import Final
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from worker.errors import ConfigError
+from worker.kafka.logs import LOGGER
 
 # Throughput defaults for bulk publishing; the config's kafka.options override them.
 _BULK_DEFAULTS: Final = {
@@ -32,6 +33,7 @@ class EventsProducer:
             {
                 **_BULK_DEFAULTS,
                 **config,
+                "logger": LOGGER,  # librdkafka's lines through Python logging
                 # idempotence keeps each key's records in order, so an upload's later row wins
                 "enable.idempotence": True,
                 "acks": "all",

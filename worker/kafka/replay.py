@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from worker.errors import ConfigError
+from worker.kafka.logs import LOGGER
 
 # headers the loop writes on every dead letter: where the record was first read
 SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = "source.topic", "source.partition", "source.offset"
@@ -39,7 +40,7 @@ def partition_count(config: Mapping[str, str], topic: str) -> int | None:
     Raise ConfigError when Kafka cannot be reached: a start-up problem of the configuration, so
     resync and replay-dlq exit 2 with one line, as import-audience does (exit 1 means otherwise).
     """
-    consumer = Consumer({**config, "group.id": "unused-metadata-only"})
+    consumer = Consumer({**config, "group.id": "unused-metadata-only", "logger": LOGGER})
     try:
         metadata = consumer.list_topics(topic, timeout=15).topics.get(topic)
     except KafkaException as exc:
@@ -64,6 +65,7 @@ class DeadLetterReader:
         self._consumer = Consumer(
             {
                 **config,
+                "logger": LOGGER,
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -171,7 +173,13 @@ class InputRepublisher:
         self.topic = topic
         self.failures = 0
         self._producer = Producer(
-            {"linger.ms": 20, **config, "enable.idempotence": True, "acks": "all"}
+            {
+                "linger.ms": 20,
+                **config,
+                "logger": LOGGER,
+                "enable.idempotence": True,
+                "acks": "all",
+            }
         )
 
     def _delivered(self, error: KafkaError | None, _: Message) -> None:

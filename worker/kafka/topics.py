@@ -83,7 +83,8 @@ def _warn_short_retention(admin: AdminClient, topic: str, wanted_ms: int) -> Non
 def max_message_bytes(config: Mapping[str, str], topic: str, default: int) -> int:
     """The largest record batch `topic` accepts (its max.message.bytes); `default` when the
     broker does not say (no permission to describe configurations)."""
-    admin = AdminClient(dict(config))
+    settings: dict[str, Any] = {**config, "logger": LOGGER}
+    admin = AdminClient(settings)
     try:
         limit = _describe(admin, topic).get("max.message.bytes")
     except KafkaException as exc:
