@@ -25,7 +25,7 @@ from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo
 from worker.settings import Audience, Settings
 
 _PROBE_VALUE = "0"  # matches no lead, and is valid for the string, email and integer keys
-_NOT_A_LOOKUP = "1011"  # API.md §7.3: field not supported as lookupField/filterType
+_NOT_A_LOOKUP = "1011"  # Marketo: field not supported as lookupField/filterType
 _VALIDATE_ATTEMPTS = 2  # validate should answer quickly when Marketo is unreachable
 
 

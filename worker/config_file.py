@@ -1,4 +1,4 @@
-"""Reading the configuration (DESIGN §2.2): the YAML file, the Marketo credentials from the
+"""Reading the configuration: the YAML file, the Marketo credentials from the
 environment, and every problem as one `key.path: problem` line, secrets never shown.
 
 Credentials come from MARKETO_CLIENT_ID and MARKETO_CLIENT_SECRET(_FILE) only; the models and

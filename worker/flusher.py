@@ -2,8 +2,8 @@
 
 At most `max_in_flight` calls run at once; each new one is taken from the outbox only when a
 slot is free, so entries keep coalescing while they wait and budget goes to the fullest
-buffers first (DESIGN §3.4). A call that still fails after the client's retries is put back
-(its offsets stay held); one Marketo refuses for good becomes rejections.
+buffers first (the most records per call). A call that still fails after the client's retries
+is put back (its offsets stay held); one Marketo refuses for good becomes rejections.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class RejectionSink(Protocol):
 
 
 INVALID_VALUE = "invalid_value"  # a mapped value Marketo would refuse (1003); never sent
-TOO_LARGE = "http_413"  # the body is over Marketo's 1 MB: split the call (API.md §7.1)
+TOO_LARGE = "http_413"  # the body is over Marketo's 1 MB: split the call (HTTP 413)
 # A whole call refused (credentials, permissions, a deleted list, a bug): no record in it was
 # judged, so none becomes a rejection; the call waits this long and its offsets stay held.
 REFUSED_BACKOFF_S = 60.0

@@ -1,4 +1,4 @@
-"""The generate command (DESIGN §2.4): realistic profile events for demos and benchmarks.
+"""The generate command: realistic profile events for demos and benchmarks.
 
 `ProfileEvents` decides what each event says from an injected `random.Random` and the `now_ms`
 it is given, so a seed replays the same stream; `main` paces, produces and reports progress.

@@ -1,4 +1,4 @@
-"""The import-audience command (DESIGN §2.4): a CSV of people becomes membership events.
+"""The import-audience command: a CSV of people becomes membership events.
 
 Streams the file row by row (any size), publishes one event per good row to the input topic,
 reports bad rows with their line numbers and goes on. Deciding what a row means is

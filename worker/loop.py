@@ -1,7 +1,7 @@
 """The run loop: poll → decode → evaluate → buffer → flush → commit, as numbered in the README.
 
 One thread, one event loop: records are processed synchronously between awaits, Marketo calls
-run as tasks (worker.flusher), and offsets are committed from the ledger only (DESIGN §3.2).
+run as tasks (worker.flusher), and offsets are committed from the ledger only (guarantee 2).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class Loop:
         self.ts_window = self._ts_window()  # refreshed once a batch, not for every event
         self.parked_until = parked_until  # the budget parked on the daily quota (607)
         # per partition: offsets below this were readable before we owned it, so a previous
-        # owner may have acted on them (DESIGN §3.1: replayed changes are sent explicitly)
+        # owner may have acted on them (so their replayed changes are sent explicitly)
         self.replay_until: dict[int, int] = {}
         self.assigned: set[int] = set()
         self.restores = Restores(
@@ -346,7 +346,7 @@ class Loop:
             self.metrics.buffered_changes.labels(audience).set(len(buffer))
 
     async def shutdown(self, deadline_s: float) -> bool:
-        """Stop fetching, flush within the deadline, commit (DESIGN §3.7)."""
+        """Stop fetching, flush within the deadline, commit."""
         if self.assigned:
             self.consumer.pause(self.assigned)
         flushed = await self.flusher.drain(deadline_s)

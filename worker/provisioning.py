@@ -1,4 +1,4 @@
-"""Start-up: the static list behind each audience, found or created (DESIGN §2.2, API.md §9).
+"""Start-up: the static list behind each audience, found or created.
 
 `list: {name: ...}` is found by name or created in `marketo.list_folder` (a create race is
 resolved by reading by name again); `list: {id: ...}` must exist. Problems are ConfigErrors.

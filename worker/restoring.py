@@ -1,4 +1,4 @@
-"""Restoring an assigned partition's state from the changelog (DESIGN §3.6), beside the loop.
+"""Restoring an assigned partition's state from the changelog, beside the loop.
 
 A newly assigned partition stays paused until every Marketo call its previous owner may have
 started has ended (`handover_s`); then its changelog is read in a thread, sorted by
@@ -170,7 +170,7 @@ class Restores:
     def _resend_unacknowledged(
         self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
     ) -> int:
-        """DESIGN §3.6: whatever Marketo has not acknowledged is sent again; return 1 if any."""
+        """Whatever Marketo has not acknowledged is sent again; return 1 if any."""
         pending = state.desired ^ state.acked
         if not pending or epoch is None:
             return 0

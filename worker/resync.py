@@ -180,7 +180,7 @@ async def _survey(
 class Repair:
     """Removes, then syncs persons without a lead id, then adds; all in batches of 300.
 
-    Relies on Marketo's idempotence (API.md §5.3: re-adding is `added`, removing a non-member is
+    Relies on Marketo's idempotence (re-adding is `added`, removing a non-member is
     1015). The worker is not told: its acked set may be stale for repaired persons (harmless).
     """
 
@@ -216,7 +216,7 @@ class Repair:
     async def _remove(self, list_id: ListId, lead_ids: Sequence[LeadId], tally: Tally) -> None:
         for chunk in _chunks(lead_ids):
             for result in await self.writer.remove_from_list(list_id, chunk):
-                # API.md §5.3: 1015 "not in list" is what we wanted (someone removed it meanwhile)
+                # 1015 "not in list" is what we wanted (someone removed it meanwhile)
                 if result.status == "removed" or _code(result) == NOT_IN_LIST:
                     tally["removed"] += 1
                 else:

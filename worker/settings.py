@@ -1,4 +1,4 @@
-"""Configuration (DESIGN §2.2): the models of the YAML file and the WORKER_* variables that
+"""Configuration: the models of the YAML file and the WORKER_* variables that
 override it, and the rules every value must meet, validated once at start-up.
 
 worker/config_file.py reads the file and the credentials and reports the problems; between them
@@ -138,8 +138,8 @@ class KafkaSettings(BaseModel):
     @field_validator("options")
     @classmethod
     def _group_protocol_options(cls, options: dict[str, str]) -> dict[str, str]:
-        # librdkafka refuses to create a KIP-848 consumer with these (kafka/NOTES.md §2): say so
-        # at validation, not as a traceback once the worker runs
+        # librdkafka refuses to create a KIP-848 consumer with these (broker settings there): say
+        # so at validation, not as a traceback once the worker runs
         if options.get("group.protocol", "consumer") == "consumer":
             refused = sorted(_CLASSIC_GROUP_ONLY & options.keys())
             if refused:

@@ -1,7 +1,7 @@
 """The fault suite's oracle: events with a known final membership, and a report per scenario.
 
 A scenario produces these events, injects its faults, and compares the sandbox's lists with
-`expected` exactly once the input has stopped (DESIGN §3.1).
+`expected` exactly once the input has stopped (docs/guarantees.md, 1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §3): under crashes, broker restarts, rebalance storms, Marketo
+"""Guarantee 1 (docs/guarantees.md): under crashes, broker restarts, rebalance storms, Marketo
 faults and poison input, every list converges to exactly the oracle's membership.
 
 Each scenario writes its figures (events, faults, lost, spurious, calls, convergence time) to

@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §3.3): changes for one (list, person) collapse before a flush,
+"""Guarantee 3 (docs/guarantees.md): changes for one (list, person) collapse before a flush,
 and a person entering several lists costs one lead sync."""
 
 from __future__ import annotations

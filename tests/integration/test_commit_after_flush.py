@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §3.2): an input offset is committed only after Marketo
+"""Guarantee checked (docs/guarantees.md, 2): an input offset is committed only after Marketo
 acknowledged every change derived from it (and from all earlier offsets of its partition)."""
 
 from __future__ import annotations

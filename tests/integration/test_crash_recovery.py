@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §3.1, §3.6): after a SIGKILL mid-run the lists still converge
+"""Guarantee checked (docs/guarantees.md, 1 and 6): after a SIGKILL mid-run the lists still converge
 exactly, and the restarted worker restores its state from the changelog instead of
 re-reading the input from the beginning."""
 

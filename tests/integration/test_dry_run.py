@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §2.4 `run --dry-run`): a dry run evaluates and buffers as the worker
+"""Guarantee checked (`run --dry-run`): a dry run evaluates and buffers as the worker
 does but sends nothing to Marketo, logs the calls per minute it would make, and leaves the real
 worker's consumer group and state topic untouched."""
 

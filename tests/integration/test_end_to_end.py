@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §3.1): after the input stops, every list equals exactly the
+"""Guarantee checked (docs/guarantees.md, 1): after the input stops, every list equals exactly the
 membership computed from each profile's newest event — with upserts, patches and deletes."""
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def test_paced_generate_stops_at_the_count(kafka_bootstrap: str, tmp_path: Path)
 def test_generate_refuses_a_missing_input_topic(
     kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The input topic must exist (DESIGN §2.5): exit 2 naming it, nothing produced."""
+    """The input topic must exist: exit 2 naming it, nothing produced."""
     config = write_config(
         tmp_path / "c.yaml", kafka_bootstrap, NO_SANDBOX, "no-such-topic", AUDIENCES
     )

@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §3.4): two worker processes in one group, against one budget,
+"""Guarantee checked (docs/guarantees.md, 4): two worker processes in one group, against one budget,
 never exceed it together: the sandbox's busiest window stays within `calls_per_window`."""
 
 from __future__ import annotations

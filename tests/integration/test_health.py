@@ -1,5 +1,5 @@
 """The metrics port answers /healthz while the loop lives and /readyz once partitions are
-assigned and restored (DESIGN §2.5)."""
+assigned and restored."""
 
 from __future__ import annotations
 

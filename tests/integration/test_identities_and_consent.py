@@ -1,4 +1,4 @@
-"""Destination rules (DESIGN §2.1, §2.2): a profile without email is never sent; match_only
+"""Destination rules: a profile without email is never sent; match_only
 never creates a person Marketo does not know; consent "n" removes the person from every list."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §2.4, custom uploads): `import-audience` publishes one membership
+"""Guarantee checked (custom uploads): `import-audience` publishes one membership
 event per good CSV row and reports bad rows by line; the worker then makes the upload audience's
 list equal to the file's people, and an `--exit` import of the same file empties it."""
 

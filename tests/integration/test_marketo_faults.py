@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §3.1, §3.4): Marketo's throttling and failures — 606 storms, 615,
+"""Guarantees 1, 4 (docs/guarantees.md): Marketo's throttling and failures — 606 storms, 615,
 5xx, a revoked token, a spent daily quota — slow the worker down but lose nothing: the lists
 converge exactly."""
 

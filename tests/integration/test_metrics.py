@@ -1,4 +1,4 @@
-"""The metrics of DESIGN §6 move as a scenario says: scraped from a running worker's /metrics."""
+"""The worker's metrics move as a scenario says: scraped from a running worker's /metrics."""
 
 from __future__ import annotations
 

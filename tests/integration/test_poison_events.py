@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §3.8): each kind of invalid input lands in the dead-letter topic
+"""Guarantee 8 (docs/guarantees.md): each kind of invalid input lands in the dead-letter topic
 with its reason in headers, is counted, and never blocks its partition."""
 
 from __future__ import annotations

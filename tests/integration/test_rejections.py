@@ -45,7 +45,7 @@ def test_refused_record_goes_to_rejections_and_offsets_move_on(
     bad = event(
         "p-bad",
         1,
-        identities={"email": "bäd@example.com"},  # Marketo wants ASCII emails (API.md §4.1)
+        identities={"email": "bäd@example.com"},  # Marketo wants ASCII emails
         attributes={"country": "FR", "firstName": "A", "lastName": "B", "score": 5},
     )
     with SandboxProcess("--no-limits") as sandbox:

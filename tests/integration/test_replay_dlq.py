@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §2.4 replay-dlq): after a configuration fix, dead letters that now
+"""Guarantee checked (replay-dlq): after a configuration fix, dead letters that now
 decode go back to the input unchanged (same key, value and partition); the rest are reported and
 left; the command's own group remembers where it stopped, so nothing is replayed twice."""
 

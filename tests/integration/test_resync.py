@@ -1,4 +1,4 @@
-"""Guarantee checked (DESIGN §2.4 resync): a list that drifted from its audience behind the
+"""Guarantee checked (resync): a list that drifted from its audience behind the
 worker's back is reported exactly by `resync --dry-run`, which sends nothing, and made exact
 again by `resync`."""
 

@@ -1,4 +1,4 @@
-"""Kafka security pass-through (issue #7): `kafka.options` carries SASL settings to every client.
+"""Kafka security pass-through: `kafka.options` carries SASL settings to every client.
 
 A second local broker gets an extra SASL_PLAINTEXT listener (PLAIN); its PLAINTEXT listener stays
 for the test's own admin and producer. worker/kafka/localbroker.py is reused, not edited.

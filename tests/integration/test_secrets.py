@@ -1,4 +1,4 @@
-"""Security checked (issue #7): the Marketo client secret and access tokens never leave the worker
+"""Security checked: the Marketo client secret and access tokens never leave the worker
 through its output, metrics or Kafka output topics, and emails never appear in clear in logs."""
 
 from __future__ import annotations

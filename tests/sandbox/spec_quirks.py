@@ -1,6 +1,6 @@
 """The only departures from Adobe's Swagger specs the conformance suite accepts, each documented.
 
-API.md §3 and §11 list them; §5.1 records the folder shape live instances return.
+docs/marketo-facts.md lists them; the folder shape is the one live instances return.
 """
 
 import copy
@@ -12,18 +12,18 @@ def relaxed_definitions(definitions: dict[str, Any]) -> dict[str, Any]:
     relaxed = copy.deepcopy(definitions)
     for name, schema in relaxed.items():
         if name.startswith("ResponseOf"):
-            # API.md §3: live responses omit errors/warnings on success and result on failure.
+            # Live responses omit errors/warnings on success and result on failure.
             schema.pop("required", None)
     lead = relaxed.get("Lead")
     if lead is not None:
-        # API.md §3: the spec says `reason` (object); live responses send `reasons` (array).
+        # The spec says `reason` (object); live responses send `reasons` (array).
         lead["properties"]["reasons"] = {
             "type": "array",
             "items": {"$ref": "#/definitions/Reason"},
         }
     folder = relaxed.get("FolderResponse")
     if folder is not None:
-        # API.md §5.1 (GRP recordings): folderType "List", null description/url, and
+        # Recorded exchanges: folderType "List", null description/url, and
         # top-level trees have no parent.
         props = folder["properties"]
         props["folderType"]["enum"] = [*props["folderType"]["enum"], "List"]

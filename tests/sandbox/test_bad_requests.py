@@ -1,6 +1,6 @@
 """Bad requests: malformed JSON, wrong content type, unknown path, wrong method, oversize.
 
-API.md §1.2, §6 and §7.
+As in docs/marketo-facts.md: wire conventions, limits, error codes.
 """
 
 import io

@@ -1,6 +1,6 @@
 """Envelope fidelity: HTTP 200 failures with string codes, omitted fields, recorded formats.
 
-API.md §1.3, §3 and §8.2.
+The envelope as in docs/marketo-facts.md, Response envelope.
 """
 
 import re

@@ -1,6 +1,6 @@
 """Fault injection at run time through /_sandbox/faults: 5xx, 604/608/611, storms, revocation.
 
-API.md §8.3; probabilities of 1 make each fault certain, so no test depends on luck.
+Probabilities of 1 make each fault certain, so no test depends on luck.
 """
 
 import pytest

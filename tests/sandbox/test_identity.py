@@ -1,6 +1,6 @@
 """Identity: tokens are reused until expiry, expire with 602 then 601, and go in the header.
 
-API.md §2 and §8.1.
+Tokens as in docs/marketo-facts.md, Authentication.
 """
 
 import pytest

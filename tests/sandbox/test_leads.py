@@ -1,6 +1,6 @@
 """Leads: the four sync actions, lookupField, per-record reasons, get by filter/id, delete.
 
-API.md §4 and §8.4.
+Leads as in docs/marketo-facts.md, Leads.
 """
 
 import pytest

@@ -1,6 +1,6 @@
 """Limits over HTTP: 606 window, 615 concurrency, 607 quota with reset, usage endpoints.
 
-API.md §6 and §8.3; time is a fake clock, so nothing waits for a real window.
+Time is a fake clock, so nothing waits for a real window.
 """
 
 import asyncio
@@ -69,7 +69,7 @@ async def test_counting_rejections_extends_the_window(start_sandbox: StartSandbo
 
 
 async def test_uncounted_codes_do_not_use_the_window(start_sandbox: StartSandbox) -> None:
-    """601 and 605 answers count against neither window nor quota (API.md §7.2 footnote)."""
+    """601 and 605 answers count against neither window nor quota (Adobe's error-code notes)."""
     api = await start_sandbox(limits=LimitConfig(calls_per_window=1, window_s=20))
     token, api.token = api.token, "bogus"
     await api.get(DESCRIBE)

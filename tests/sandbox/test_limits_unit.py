@@ -1,6 +1,6 @@
 """The pure limit logic: rolling window, concurrency gate, quota day and reset. No HTTP.
 
-API.md §6.
+Limits as in docs/marketo-facts.md.
 """
 
 from datetime import UTC, datetime

@@ -1,6 +1,6 @@
 """Static list objects and folders: create, by name, by id, browse, delete; lists.json.
 
-API.md §5.1, §5.2 and §8.5.
+Lists as in docs/marketo-facts.md, Static lists.
 """
 
 import json

@@ -1,6 +1,6 @@
 """Static list membership: add, remove, ismember, members, overrides, 1004/1013/1015.
 
-API.md §5.3 and §8.5-8.6.
+Membership as in docs/marketo-facts.md, Static lists.
 """
 
 import pytest

@@ -1,6 +1,6 @@
 """Every response shape validates against Adobe's Swagger specs, allowing only documented quirks.
 
-The quirks are listed in spec_quirks.py (API.md §3, §5.1, §11).
+The quirks are listed in spec_quirks.py.
 """
 
 import json

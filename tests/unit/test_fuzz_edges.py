@@ -1,4 +1,4 @@
-"""Fuzzing (issue #7) of the two decoders the other fuzz tests do not reach: the state snapshot
+"""Fuzzing of the two decoders the other fuzz tests do not reach: the state snapshot
 read back from the changelog, and librdkafka's statistics. No input crashes them."""
 
 from __future__ import annotations

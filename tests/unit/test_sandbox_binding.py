@@ -1,5 +1,5 @@
 """The sandbox (it accepts any client holding its test credentials) listens on loopback only,
-unless --host says otherwise (issue #7)."""
+unless --host says otherwise."""
 
 from __future__ import annotations
 

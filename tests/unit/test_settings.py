@@ -77,7 +77,7 @@ def test_local_sandbox_config_is_valid() -> None:
 
 
 def test_minimal_config_takes_the_documented_defaults(load: Load) -> None:
-    """Keys left out take the defaults of DESIGN §2.2."""
+    """Keys left out take the documented defaults."""
     settings = load()
     assert settings.kafka.topic == "profile-updates"
     assert settings.marketo.budget.calls_per_window == 50

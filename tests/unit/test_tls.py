@@ -1,4 +1,4 @@
-"""TLS to Marketo (issue #7): certificates and host names are always verified, and no source file
+"""TLS to Marketo: certificates and host names are always verified, and no source file
 of the worker turns that off. Plain http to a non-loopback host is refused by the settings: see
 tests/unit/test_settings.py::test_http_to_another_host_requires_tls, and there is no key to
 disable verification: test_settings.py::test_tls_verification_cannot_be_turned_off."""

@@ -3,7 +3,7 @@
 Pure: stdlib only, time passed in as `now` (monotonic seconds, never decreasing); no asyncio,
 no I/O, no wall clock (the edge computes quota days and midnights with the helpers at the end).
 
-Group share (DESIGN §3.4). Replicas do not talk to each other; each one spends `share =
+Group share (docs/guarantees.md, 4). Replicas do not talk to each other; each one spends `share =
 assigned partitions / total partitions` of the window, the concurrency and the daily quota minus
 reserve (floor, but at least one call while share > 0, so every partition makes progress). A
 decrease applies at once; an increase applies `window_s + max_call_s` after it is requested:

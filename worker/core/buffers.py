@@ -1,4 +1,4 @@
-"""Coalescing buffers (DESIGN §3.3): last write wins per key; a key is never in two calls at once.
+"""Coalescing buffers (guarantee 3): last write wins per key; a key is never in two calls at once.
 
 One buffer per list (key: profile, value: the op) and one lead-sync buffer shared by all lists
 (key: email). Pure: the caller passes `now` and keeps the ledger holds the entries carry.

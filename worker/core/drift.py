@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from worker.core.ids import AudienceId, LeadId
 from worker.core.profile import ProfileState
 
-MAX_BATCH = 300  # API.md §5.3: ids per add/remove call, records per sync call
+MAX_BATCH = 300  # Marketo's limit: ids per add/remove call, records per sync call
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Input events (DESIGN §2.1): decode one Kafka record into a ProfileUpdate, or say why not.
+"""Input events: decode one Kafka record into a ProfileUpdate, or say why not.
 
 Pure: no I/O. The wire contract is schemas/profile-update.schema.json; a test keeps the two in
 agreement. Error messages name the offending field but never echo identity values.

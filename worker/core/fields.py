@@ -1,4 +1,4 @@
-"""Profile values as Marketo field values, checked against describe (DESIGN §2.2, API.md §4.3).
+"""Profile values as Marketo field values, checked against Marketo's describe.
 
 Pure: no I/O. `check_mapping` finds mappings no value could ever satisfy; a `Converter` turns one
 profile's values into sync-leads fields and names each value Marketo would refuse (1003), and why.
@@ -89,7 +89,7 @@ def _as_text(value: object) -> str | Refused:
 
 
 def _text(data_type: str, length: int | None) -> Convert:
-    ascii_only = data_type == "email"  # API.md §4.1: email values must be ASCII
+    ascii_only = data_type == "email"  # Marketo: email values must be ASCII
 
     def convert(value: object) -> object:
         text = value if type(value) is str else _as_text(value)

@@ -1,4 +1,4 @@
-"""The offset ledger: which input offsets may be committed (DESIGN §3.2). Pure: no I/O.
+"""The offset ledger: which input offsets may be committed (docs/guarantees.md, 2). Pure: no I/O.
 
 A partition's committable offset is the lowest offset still held by an unflushed change, or the
 next offset after the last record read when nothing is held. Holds carry the partition's

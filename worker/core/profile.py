@@ -1,4 +1,4 @@
-"""Per-profile state (DESIGN §3.6) and how an event changes it. Pure: no I/O.
+"""Per-profile state and how an event changes it. Pure: no I/O.
 
 A state keeps only what the rules and the mapping read, the memberships wanted and the ones
 Marketo acknowledged, and the Marketo lead id. A deleted profile shrinks to a marker with its
@@ -80,7 +80,7 @@ def merge_patch(
 
 
 def project(attributes: Mapping[str, JsonValue], paths: Iterable[str]) -> dict[str, JsonValue]:
-    """Keep only the attribute paths that rules and mapping read (memory: DESIGN §3.6).
+    """Keep only the attribute paths that rules and mapping read (to bound memory).
 
     A null, or a path through a non-object, is not kept: rules and mapping read both as absent.
     """

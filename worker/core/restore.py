@@ -3,7 +3,7 @@
 Most states are kept as they were read, still encoded. Decoded are only those that need more:
 every one when the rules may have changed (no clean-handover marker with these rules'
 fingerprint: a crash, or other rules), else the ones with a membership Marketo has not
-acknowledged (told from the encoded head), which are sent again (DESIGN §3.6). With
+acknowledged (told from the encoded head), which are sent again. With
 `marketo.delete_persons`, so are deleted ones whose Marketo person is still to be deleted: the
 replayed delete event is stale against such a state, so only the restore can queue it again.
 """

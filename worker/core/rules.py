@@ -1,4 +1,4 @@
-"""Audience rules (DESIGN §2.3): parse a rule once into closures (rule_compare), then match fast.
+"""Audience rules: parse a rule once into closures (rule_compare), then match fast.
 
 Pure: no I/O. User text is parsed with `ast` and walked against an allow-list; it is never
 evaluated. Logic is three-valued: a null or a type mismatch makes a test unknown (None), `not`

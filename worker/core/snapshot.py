@@ -7,7 +7,7 @@ attribute paths (the "layout") rather than a map, so no attribute name is repeat
 acknowledged memberships equal to the desired ones are not repeated either. A layout is
 identified by a CRC of its paths and written once per partition as a control record
 (`layout_record`), so a state written under other rules still decodes after a configuration
-change. About 116 bytes per profile of the benchmark, against 330 as JSON (issue #8). Absent
+change. About 116 bytes per profile of the benchmark, against 330 as JSON. Absent
 and null attributes are one and the same to rules and mapping, so null is not stored. Records
 of the previous JSON format still decode, and a state MessagePack cannot hold (an integer
 beyond 64 bits) is written in that format.

@@ -1,7 +1,7 @@
 """Profile states in memory, per input partition, and which ones the changelog lacks. Pure.
 
 At rest a state is kept as its changelog bytes (worker.core.snapshot), about 116 bytes instead of
-about 2.5 KB of Python objects (issue #8: a million profiles in 300 MB). A state in use is
+about 2.5 KB of Python objects (the target: a million profiles in 300 MB). A state in use is
 decoded once and kept as an object ("hot") until the next commit, which encodes the changed
 ones and forgets the objects: callers re-read a state with `get` rather than keep it across a
 commit. States are grouped by partition so that a revoked partition is dropped whole and a

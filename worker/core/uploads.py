@@ -1,4 +1,4 @@
-"""Custom uploads (DESIGN §2.4 import-audience): a CSV header and row become one membership event.
+"""Custom uploads (import-audience): a CSV header and row become one membership event.
 
 Pure: no I/O, no clock (the caller passes `ts_ms`); reading the file and producing are the
 command's job. Reasons for bad rows name the problem, never the cell's value (it may be an email).
@@ -158,7 +158,7 @@ def next_ts_ms(now_ms: int, previous_ms: int) -> int:
     Not strictly increasing: at thousands of rows per second that would run ahead of the clock
     (a million rows, 16 minutes), and a later `--exit` run or a live event for the same person
     would then be stale. Equal ts are fine: one profile's rows share a key, so a partition, and
-    the worker orders ties by offset (DESIGN §2.1).
+    the worker orders ties by offset.
     """
     return max(now_ms, previous_ms)
 

@@ -1,4 +1,4 @@
-"""Reading a partition of the compacted state changelog back, on assignment (DESIGN §3.6).
+"""Reading a partition of the compacted state changelog back, on assignment.
 
 A standalone consumer (no group) reads from the beginning to the high watermark observed at
 the start; it runs in a worker thread so the loop keeps polling while a partition restores.

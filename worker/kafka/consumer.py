@@ -1,11 +1,12 @@
 """The input consumer: the one place where librdkafka's synchronous calls meet the event loop.
 
-Concurrency model (STYLE.md): one thread and one event loop; every confluent-kafka call runs on
+Concurrency model: one thread and one event loop; every confluent-kafka call runs on
 that thread. `poll_batch` never blocks (consume with timeout 0), so flush tasks keep running.
 Rebalance callbacks run inside `consume()`, hence synchronously on the loop's thread: they only
 touch memory (the loop drops revoked partitions' buffers; restores happen outside callbacks).
-Offsets are committed explicitly and synchronously, never automatically (DESIGN §3.2), and every
-partition's commit result is checked. Group protocol: KIP-848 (`group.protocol=consumer`).
+Offsets are committed explicitly and synchronously, never automatically (guarantee 2
+in docs/guarantees.md), and every partition's commit result is checked. Group protocol:
+KIP-848 (`group.protocol=consumer`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Resolves the jars once (Maven, cached under `.kafka/`), formats KRaft storage, starts one
 combined broker+controller on 127.0.0.1, waits until it really serves, and stops it.
-Never used in production; background in ../shared/kafka/NOTES.md §1.
+Never used in production; how to run it is in README.md, The local Kafka broker.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ from worker.marketo.transport import FORM, Endpoint, Limiter, Observer, Query, R
 if TYPE_CHECKING:
     from worker.settings import MarketoSettings
 
-MAX_BATCH = 300  # API.md §6: records, ids and filter values per call
+MAX_BATCH = 300  # Marketo's limit: records, ids and filter values per call
 _JSON = "application/json"
-_MAX_URI_CHARS = 7 * 1024  # Lead DB GETs over 8 KB get HTTP 414 (API.md §1.2); keep a margin
+_MAX_URI_CHARS = 7 * 1024  # Lead DB GETs over 8 KB get HTTP 414; keep a margin
 _LIST_FOLDER_TYPES = ("List", "Marketing Folder")
 
 _log = structlog.get_logger(__name__)
@@ -270,7 +270,7 @@ class MarketoClient:
             if rows:
                 yield rows
             page_token = reply.next_page_token
-            # API.md §3: stop on no token OR an empty page (a token may come with the last page).
+            # Stop on no token OR an empty page (a token may come with the last page).
             if not rows or not page_token:
                 return
 

@@ -19,7 +19,7 @@ from worker.core.budget import Budget, BudgetLimits, CallTicket, quota_day, seco
 if TYPE_CHECKING:
     from worker.settings import MarketoSettings
 
-QUOTA_ZONE = "America/Chicago"  # Marketo resets the daily quota at midnight "CST" (API.md §6)
+QUOTA_ZONE = "America/Chicago"  # Marketo resets the daily quota at midnight "CST" (Adobe's docs)
 MAX_NAP_S = 1.0  # look again at least this often: wall-clock days and shares move on their own
 
 

@@ -22,7 +22,7 @@ from worker.errors import (
 
 T = TypeVar("T")
 
-# API.md §7.2 and §2.5: request-level codes by what the client does about them.
+# Marketo's request-level codes by what the client does about them.
 _TOKEN = frozenset({"601", "602"})
 _RATE = frozenset({"606", "615"})
 _QUOTA = frozenset({"607"})
@@ -44,7 +44,7 @@ class LeadDbWarning(msgspec.Struct, frozen=True):
 
 
 class Envelope(msgspec.Struct, Generic[T], rename="camel"):
-    """The response envelope (API.md §3); `result` is None when absent."""
+    """The response envelope; `result` is None when absent."""
 
     request_id: str | None = None
     success: bool = False
@@ -130,7 +130,7 @@ class UsageDay(msgspec.Struct, frozen=True):
 
 
 class TokenReply(msgspec.Struct, frozen=True):
-    """The identity endpoint's answer (API.md §2.2); `expires_in` is the remaining lifetime."""
+    """The identity endpoint's answer; `expires_in` is the remaining lifetime."""
 
     access_token: str
     expires_in: float = 0.0
@@ -214,7 +214,7 @@ def classify_status(http_status: int) -> MarketoError | None:
     if 200 <= http_status < 300:
         return None
     if http_status == 429:
-        # API.md §1.4 CONFLICT: Marketo throttles with 606, but a proxy may send 429.
+        # Marketo throttles with 606, but a proxy may send 429.
         return RateLimited(code, "HTTP 429 Too Many Requests")
     if http_status >= 500 or http_status == 408:
         return MarketoUnavailable(code, f"HTTP {http_status}")
@@ -232,7 +232,7 @@ def classify_status(http_status: int) -> MarketoError | None:
 
 
 def classify_code(code: str, message: str) -> MarketoError:
-    """Map one request-level `errors[]` code to the error the client acts on (API.md §7.2)."""
+    """Map one request-level `errors[]` code to the error the client acts on."""
     if code in _TOKEN:
         return TokenExpired(code, message)
     if code in _RATE:

@@ -50,7 +50,7 @@ Endpoint = Literal[
 Query = tuple[tuple[str, str], ...]
 
 FORM = "application/x-www-form-urlencoded"
-_RENEW_BEFORE_S = 60.0  # refresh when less than this remains (API.md §2.5)
+_RENEW_BEFORE_S = 60.0  # refresh when less than this remains
 _EXPIRY_SLACK_S = 1.0  # expires_in is whole seconds, so the real expiry may be this much later
 _MAX_TOKEN_WAIT_S = 60.0
 _BACKOFF_BASE_S = 0.5
@@ -308,7 +308,7 @@ class Transport:
         finally:
             self.observer.request(endpoint, outcome, watch.elapsed_s)
 
-    # ---- token (API.md §2.5) ---------------------------------------------------------------
+    # ---- token ---------------------------------------------------------------------------
 
     async def _current_token(self) -> _Token:
         token = self._token
@@ -348,7 +348,7 @@ class Transport:
         now_s = self._clock()
         expires_at_s = now_s + reply.expires_in
         reused = previous is not None and previous.value == reply.access_token
-        # Marketo hands back the same token until it expires (API.md §2.2): asking again early
+        # Marketo hands back the same token until it expires: asking again early
         # would only loop, so a reused token is kept until its expiry.
         renew_at_s = expires_at_s + _EXPIRY_SLACK_S if reused else expires_at_s - _RENEW_BEFORE_S
         _log.info("marketo.token_refreshed", expires_in_s=reply.expires_in, reused=reused)

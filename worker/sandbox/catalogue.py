@@ -1,6 +1,6 @@
 """The lead field catalogue behind describe/describe2, and the value checks Sync Leads applies.
 
-Modelled on a real instance's describe.json (API.md §4.3), including the read-only `ecids`. Pure.
+Modelled on a real instance's describe.json, including the read-only `ecids`. Pure.
 """
 
 import re

@@ -1,6 +1,6 @@
 """The endpoint table: every supported (method, path) bound to its handler and body kind.
 
-API.md §8 is the checklist this table covers.
+docs/marketo-facts.md lists the Marketo behaviour this table covers.
 """
 
 from functools import partial

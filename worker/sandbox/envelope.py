@@ -1,6 +1,6 @@
 """The Marketo response envelope: requestId, date formats, success and error bodies.
 
-Lead Database and Asset API bodies differ (API.md §1.3, §3); only this module knows how.
+Lead Database and Asset API bodies differ (docs/marketo-facts.md); only this module knows how.
 """
 
 import itertools
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import orjson
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
-# Real requestIds are "<short hex>#<hex unix ms>" (API.md §1.3); the prefix is a counter here.
+# Real requestIds are "<short hex>#<hex unix ms>" (recordings); the prefix is a counter here.
 _request_counter = itertools.count(random.randrange(0x1000, 0xFFFF))
 
 

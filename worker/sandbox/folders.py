@@ -1,6 +1,6 @@
 """The folder tree of a new instance plus the user's folders, and the Asset API folder lookups.
 
-System folders follow a fresh instance (API.md §5.1: `/Lead Database/Default/Group Lists`, id 12).
+System folders follow a fresh instance (`/Lead Database/Default/Group Lists`, id 12).
 """
 
 from collections.abc import Iterable, Mapping

@@ -1,6 +1,6 @@
 """Admission of API calls: concurrency (615), rolling window (606), daily quota (607), faults.
 
-Decides which answers count against the limits (API.md §6: not the starred codes).
+Decides which answers count against the limits (not 601, 602, 604, 605, 608, 611).
 """
 
 import asyncio
@@ -14,7 +14,7 @@ from worker.sandbox.faults import Faults
 from worker.sandbox.limits import ConcurrencyGate, DailyQuota, QuotaDay, RollingWindow
 from worker.sandbox.stats import CallStats, Usage
 
-# API.md §7.2 footnote: answers with these codes count against neither quota nor rate.
+# Adobe's "Error Codes" footnote: answers with these codes count against neither quota nor rate.
 UNCOUNTED = frozenset({"601", "602", "604", "605", "608", "611", "http500", "http502"})
 REJECTIONS = frozenset({"606", "607", "615"})
 _FAULT_MESSAGES = {

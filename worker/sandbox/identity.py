@@ -1,6 +1,6 @@
 """Access tokens: minting, reuse until expiry, 602 then 601 after expiry, revocation.
 
-Pure: time is passed in as `now_s` (monotonic). API.md §2.
+Pure: time is passed in as `now_s` (monotonic).
 """
 
 import uuid
@@ -33,7 +33,7 @@ class TokenBook:
         self._current: _Token | None = None
 
     def issue(self, now_s: float) -> tuple[str, int]:
-        """Return (token, expires_in): the same token until it expires (API.md §2.2)."""
+        """Return (token, expires_in): the same token until it expires, as Marketo does."""
         current = self._current
         if current is None or current.revoked or now_s >= current.expires_at_s:
             current = _Token(f"{uuid.uuid4()}:sb", now_s + self.ttl_s)

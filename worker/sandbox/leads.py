@@ -1,6 +1,6 @@
 """Lead reads and deletes: get by filter type, get by id, describe/describe2, delete.
 
-Requested fields with no value come back as null (API.md §4.2).
+Requested fields with no value come back as null, as in recorded exchanges.
 """
 
 from collections.abc import Sequence

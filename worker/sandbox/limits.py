@@ -1,6 +1,6 @@
 """Marketo's limits: rolling call window (606), calls in flight (615), daily quota (607).
 
-Pure: every method takes `now_s`; a limit of 0 means off. API.md §6.
+Pure: every method takes `now_s`; a limit of 0 means off. Limits: docs/marketo-facts.md.
 """
 
 from collections import deque
@@ -36,7 +36,7 @@ class RollingWindow:
         self.peak = max(self.peak, self.count(now_s))
 
     def forget(self, now_s: float) -> None:
-        """Un-count a call recorded at `now_s` whose answer is not counted (API.md §6 footnote)."""
+        """Un-count a call recorded at `now_s` whose answer is not counted (601, 602, ...)."""
         try:
             self._times.remove(now_s)
         except ValueError:

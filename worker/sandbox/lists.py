@@ -56,7 +56,7 @@ def create(store: Store, call: Call) -> Reply:
     if not folder.holds_lists:
         raise ApiError("711", f"Incompatible folder type '{folder.folder_type}'")
     if store.list_by_name(name) is not None:
-        # The exact code is undocumented (API.md §12.7); 709 is the business-rule family.
+        # The exact code is undocumented by Adobe; 709 is the business-rule family.
         raise ApiError("709", f"Static List name '{name}' is already in use")
     description = call.params.get("description") or ""
     return _found(call, [store.create_list(name, description, folder.id, call.now_s)])

@@ -1,6 +1,6 @@
 """Static list membership: add (idempotent), remove (1015 if absent), ismember, members.
 
-The hot path of the worker: keep the per-id loops flat (API.md §5.3).
+The hot path of the worker: keep the per-id loops flat (up to 300 ids a call).
 """
 
 from worker.sandbox.envelope import ApiError, Reply, lead_db_ok
@@ -15,7 +15,7 @@ _NOT_IN_LIST = [{"code": "1015", "message": "Lead not in list"}]
 def _members(store: Store, call: Call) -> dict[int, None]:
     members = store.members.get(call.path_id)
     if members is None:
-        # Third-party evidence only (API.md §5.3), but every client expects it.
+        # Unknown list as 1013: third-party evidence only, but every client expects it.
         raise ApiError("1013", "Static list not found")
     return members
 

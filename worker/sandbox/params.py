@@ -1,6 +1,6 @@
 """A parsed API call and the parameter conventions shared by endpoints (lists, ids, paging).
 
-List parameters come repeated or comma-joined (API.md §1.2); paging tokens are opaque.
+List parameters come repeated or comma-joined (real clients use both); paging tokens are opaque.
 """
 
 import base64
@@ -53,7 +53,7 @@ def body_input(call: Call) -> list[object] | None:
 
 
 def ids(call: Call) -> list[int]:
-    """Lead ids from `?id=` or a JSON body `{"input":[{"id":…}]}`; at most 300 (API.md §5.3)."""
+    """Lead ids from `?id=` or a JSON body `{"input":[{"id":…}]}`; at most 300 per call."""
     records = body_input(call)
     if records is None:
         found = [_int(v, "id") for v in values(call, "id")]
@@ -66,7 +66,7 @@ def ids(call: Call) -> list[int]:
 
 
 def check_batch(count: int) -> None:
-    """Refuse more than 300 items (API.md §6; code 1003 as the likeliest, §12.6)."""
+    """Refuse more than 300 items (Marketo's limit; its code is undocumented, 1003 likeliest)."""
     if count > MAX_BATCH:
         raise ApiError("1003", f"Batch size exceeds maximum of {MAX_BATCH} ({count})")
 

@@ -165,7 +165,7 @@ def _method(request: web.Request, params: MultiMapping[str], asset: bool) -> str
     override = params.get("_method")
     if override is None:
         return request.method
-    # The Asset API stopped honouring _method in 2020 (API.md §1.2).
+    # The Asset API stopped honouring _method in 2020 (its URI limit was raised instead).
     if asset or request.method != "POST":
         raise ApiError("605", "_method override is not supported here")
     return override.upper()

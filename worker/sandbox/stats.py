@@ -1,6 +1,6 @@
 """Counters: calls per endpoint and code (for `/_sandbox/stats`) and Marketo's usage endpoints.
 
-`/rest/v1/stats/usage.json` and `/errors.json` report the current quota day (API.md §6).
+`/rest/v1/stats/usage.json` and `/errors.json` report the current quota day.
 """
 
 from collections import Counter

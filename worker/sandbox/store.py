@@ -37,7 +37,7 @@ class StaticList:
 
 
 def _email_key(value: object) -> str:
-    # Email matching is case-insensitive and trimmed here (API.md §12.11 leaves it open).
+    # Email matching is case-insensitive and trimmed here (Adobe does not document it).
     return str(value).strip().lower()
 
 

@@ -1,6 +1,6 @@
 """Sync Leads (`POST /rest/v1/leads.json`): the four actions, lookupField and per-record reasons.
 
-Records are answered in input order (API.md §4.1); request-level problems raise ApiError.
+Records are answered in input order, as Marketo does; request-level problems raise ApiError.
 """
 
 from worker.sandbox.catalogue import BY_NAME, SEARCHABLE, coerce

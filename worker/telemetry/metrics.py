@@ -1,4 +1,4 @@
-"""Every Prometheus metric the worker exports (DESIGN §6), declared once, in one registry.
+"""Every Prometheus metric the worker exports, declared once, in one registry.
 
 Label values come from small closed sets (outcomes, audience ids from the config, endpoint
 names, Marketo codes): never emails, profile ids or lead ids.

@@ -1,4 +1,4 @@
-"""The call budget (DESIGN §3.4, API.md §6): window, concurrency, shares, backoff, daily quota."""
+"""The call budget (docs/guarantees.md, 4): window, concurrency, shares, backoff, daily quota."""
 
 from __future__ import annotations
 

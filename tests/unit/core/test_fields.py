@@ -202,7 +202,7 @@ def test_a_text_field_without_a_length_takes_long_strings() -> None:
 
 
 def test_an_email_field_refuses_non_ascii() -> None:
-    """API.md §4.1: email values must be ASCII."""
+    """Marketo wants email values in ASCII."""
     assert "non-ASCII" in refusal("email", "zoë@example.com")
 
 

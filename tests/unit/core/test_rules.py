@@ -1,4 +1,4 @@
-"""The audience rules language (DESIGN §2.3): operators, functions, nulls, paths, compile errors."""
+"""The audience rules language: operators, functions, nulls, paths, compile errors."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def rule_error(text: str) -> RuleError:
 # --- operators ---------------------------------------------------------------------------------
 
 
-def test_design_example_matches_a_profile_that_satisfies_every_predicate() -> None:
-    """The rule from DESIGN §2.3 matches a French VIP with a high LTV who never churned."""
+def test_readme_example_matches_a_profile_that_satisfies_every_predicate() -> None:
+    """The README's example rule matches a French VIP with a high LTV who never churned."""
     rule = 'country == "FR" and ltv >= 1000 and "vip" in tags and not exists(churned_at)'
     assert matches(rule)
     assert not matches(rule, {**PROFILE, "churned_at": "2026-01-01T00:00:00Z"})
