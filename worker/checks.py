@@ -17,6 +17,7 @@ from typing import Protocol
 
 from worker.core.fields import Converter, FieldSpec, check_mapping
 from worker.core.ids import ListId
+from worker.core.marketo_api import NOT_A_LOOKUP_FIELD
 from worker.errors import ConfigError, MarketoError, RequestRejected
 from worker.kafka.logs import LOGGER as KAFKA_LOGGER
 from worker.kafka.preflight import TopicReport, inspect_topics
@@ -25,7 +26,6 @@ from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo
 from worker.settings import Audience, Settings
 
 _PROBE_VALUE = "0"  # matches no lead, and is valid for the string, email and integer keys
-_NOT_A_LOOKUP = "1011"  # Marketo: field not supported as lookupField/filterType
 _VALIDATE_ATTEMPTS = 2  # validate should answer quickly when Marketo is unreachable
 
 
@@ -60,7 +60,7 @@ async def _lookup_problems(client: FieldDirectory, lookup_field: str) -> list[st
     try:
         await client.find_leads(lookup_field, [_PROBE_VALUE], ["id"])
     except RequestRejected as exc:
-        if exc.code != _NOT_A_LOOKUP:
+        if exc.code != NOT_A_LOOKUP_FIELD:
             raise
         return [f"marketo.lookup_field: Marketo does not accept {lookup_field} as a lookup field"]
     return []

@@ -16,6 +16,7 @@ from typing import Protocol
 import structlog
 
 from worker.core import snapshot
+from worker.core.delivery import FLUSH_TIMEOUT_S
 from worker.core.events import MAX_TS_MS, MIN_TS_MS, TsWindow, decode
 from worker.core.ids import AudienceId, ProfileId, Record
 from worker.core.ledger import OffsetLedger
@@ -302,7 +303,7 @@ class Loop:
         dirty = self.store.take_dirty(None if final else due, self.outbox.outstanding)
         for partition, profile, data in dirty:
             self.publisher.state(partition, profile.encode(), data)
-        if not await asyncio.to_thread(self.publisher.flush, 30.0):
+        if not await asyncio.to_thread(self.publisher.flush, FLUSH_TIMEOUT_S):
             raise DeliveryFailed("output records were not delivered; stopping without commit")
         due = {p: o for p, o in due.items() if p in self.assigned}
         if not due:
@@ -354,7 +355,7 @@ class Loop:
         if not self.flusher.tasks:  # every call answered: the state written is complete
             for partition in self.assigned - self.restores.partitions():
                 self.publisher.state(partition, snapshot.CLEAN_HANDOVER, self.audiences.fingerprint)
-            await asyncio.to_thread(self.publisher.flush, 30.0)
+            await asyncio.to_thread(self.publisher.flush, FLUSH_TIMEOUT_S)
         log.info(
             "worker.drained",
             flushed_all=flushed,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from worker.core import snapshot
+from worker.core.delivery import FLUSH_TIMEOUT_S
 from worker.core.ids import ProfileId
 from worker.core.ledger import Hold, OffsetLedger
 from worker.core.membership import Audiences
@@ -138,7 +139,7 @@ class Restores:
             # before our first commit, the next owner must not trust it. In Kafka before any
             # record of this partition is processed, or the restore is tried again.
             self.write_state(partition, snapshot.CLEAN_HANDOVER, None)
-            if not await asyncio.to_thread(self.flush, 30.0):
+            if not await asyncio.to_thread(self.flush, FLUSH_TIMEOUT_S):
                 raise DeliveryFailed("the clean-handover marker could not be withdrawn")
         elapsed = time.monotonic() - started
         self.metrics.state_restore.inc(elapsed)

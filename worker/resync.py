@@ -22,7 +22,7 @@ from worker.checks import startup_checks
 from worker.config_file import load_settings
 from worker.core import drift, snapshot
 from worker.core.ids import AudienceId, LeadId, ListId
-from worker.core.outbox import LEAD_NOT_FOUND, NOT_IN_LIST
+from worker.core.marketo_api import LEAD_NOT_FOUND, MAX_BATCH, NOT_IN_LIST
 from worker.core.profile import ProfileState
 from worker.errors import ConfigError, MarketoError
 from worker.flusher import LeadFields, ListWriter, RecordResult
@@ -266,7 +266,7 @@ class Repair:
             for (w, _), result in zip(chunk, results, strict=True):
                 if result.status == "added":
                     tally["added"] += 1
-                elif w.lead_id is not None and _code(result) == "1004":
+                elif w.lead_id is not None and _code(result) == LEAD_NOT_FOUND:
                     stale.append(w)
                 else:
                     tally["refused"] += 1
@@ -275,8 +275,8 @@ class Repair:
 
 
 def _chunks(items: Sequence[T]) -> Iterator[list[T]]:
-    for start in range(0, len(items), drift.MAX_BATCH):
-        yield list(items[start : start + drift.MAX_BATCH])
+    for start in range(0, len(items), MAX_BATCH):
+        yield list(items[start : start + MAX_BATCH])
 
 
 def _code(result: RecordResult) -> str:

@@ -39,6 +39,7 @@ from pydantic_settings import SettingsConfigDict as _SettingsConfig
 from pydantic_settings.sources.utils import parse_env_vars
 
 from worker.core.ids import AudienceId
+from worker.core.marketo_api import MAX_BATCH
 from worker.core.rules import Rule, compile_rule
 from worker.errors import RuleError
 
@@ -334,7 +335,7 @@ class FlushSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_batch: int = Field(default=300, ge=1, le=300)
+    max_batch: int = Field(default=MAX_BATCH, ge=1, le=MAX_BATCH)
     max_linger_s: float = Field(default=1.0, gt=0)
     max_buffered_changes: int = Field(default=200_000, ge=1)
     commit_interval_s: float = Field(default=1.0, gt=0)

@@ -31,6 +31,8 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from zoneinfo import ZoneInfo
 
+from worker.core.marketo_api import CONCURRENCY_LIMITED
+
 POLL_S = 0.05  # wait when only a finishing call can free room; the async edge wakes earlier
 FIRST_615_BACKOFF_S = 1.0
 
@@ -192,7 +194,7 @@ class Budget:
         self._advance(now)
         self._strikes += 1
         self._clean_finish = False
-        if code == "615":
+        if code == CONCURRENCY_LIMITED:
             until = now + self._backoff_615_s
             self._backoff_615_s = min(2 * self._backoff_615_s, self.limits.window_s)
         else:

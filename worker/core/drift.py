@@ -10,9 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from worker.core.ids import AudienceId, LeadId
+from worker.core.marketo_api import MAX_BATCH
 from worker.core.profile import ProfileState
-
-MAX_BATCH = 300  # Marketo's limit: ids per add/remove call, records per sync call
 
 
 @dataclass(frozen=True, slots=True)

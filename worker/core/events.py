@@ -14,8 +14,7 @@ from typing import Annotated, Final, Literal, cast
 
 import msgspec
 
-from worker.core.ids import ProfileId
-from worker.core.rules import JsonValue
+from worker.core.ids import JsonValue, ProfileId
 from worker.errors import PoisonMessage
 
 __all__ = [

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NewType
+from typing import NewType, TypeAlias
 
 ProfileId = NewType("ProfileId", str)
 AudienceId = NewType("AudienceId", str)
 ListId = NewType("ListId", int)
 LeadId = NewType("LeadId", int)
+# A value as JSON decodes it: what events carry as attributes and what rules compare.
+JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 
 class Op(StrEnum):

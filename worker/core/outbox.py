@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from worker.core.buffers import CoalescingBuffer, Entry, Taken
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
 from worker.core.ledger import Hold
+from worker.core.marketo_api import LEAD_NOT_FOUND, NOT_IN_LIST
 from worker.core.profile import ProfileState
 
 StateOf = Callable[[ProfileId], ProfileState | None]
 LeadOf = Callable[[ProfileId], LeadId | None]  # cheaper than the whole state (head only)
 SUCCESS = frozenset({"created", "updated", "added", "removed"})
-NOT_IN_LIST = "1015"  # removing a non-member: the list already is as we want it
 _NOTHING: frozenset[AudienceId] = frozenset()
-LEAD_NOT_FOUND = "1004"  # the lead id is gone from Marketo (the person was merged or deleted)
 # a person deletion whose lead id is still to come from a lead sync in flight (Marketo's lead ids
 # are positive)
 AWAITED = LeadId(0)
@@ -394,7 +393,7 @@ class Outbox:
                     settled.changed.append(profile)
                     self._erase_created(profile, state, lead_id)
                     continue
-                if match_only and code == "1004":
+                if match_only and code == LEAD_NOT_FOUND:
                     settled.holds.extend(self._cancel_waiting(profile)[0])
                     unmatched += 1  # match_only: a person unknown to Marketo is never created
                 else:

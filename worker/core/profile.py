@@ -14,8 +14,7 @@ from enum import StrEnum
 
 from worker.core.email import is_valid_email
 from worker.core.events import EventOp, ProfileUpdate
-from worker.core.ids import AudienceId, LeadId
-from worker.core.rule_values import JsonValue
+from worker.core.ids import AudienceId, JsonValue, LeadId
 
 MEMBER_STATUSES = frozenset({"realized", "existing"})
 ECID = "identities.ecid"  # the mapping source that needs the ecid kept; unmapped, it is not

@@ -22,9 +22,8 @@ from typing import Any, cast
 
 import msgspec
 
-from worker.core.ids import AudienceId, LeadId
+from worker.core.ids import AudienceId, JsonValue, LeadId
 from worker.core.profile import ProfileState
-from worker.core.rule_values import JsonValue
 
 # Keys of the worker's own records in the state topic; a profile id never starts with NUL
 # (worker.core.events refuses it), and the clean-handover marker's key is the empty key.

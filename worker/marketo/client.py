@@ -17,7 +17,9 @@ from urllib.parse import urlencode
 import msgspec
 import structlog
 
+from worker.core import marketo_api as codes
 from worker.core.ids import LeadId, ListId
+from worker.core.marketo_api import MAX_BATCH
 from worker.errors import MarketoUnavailable, RequestRejected
 from worker.marketo import responses as rs
 from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo, RecordResult
@@ -26,7 +28,6 @@ from worker.marketo.transport import FORM, Endpoint, Limiter, Observer, Query, R
 if TYPE_CHECKING:
     from worker.settings import MarketoSettings
 
-MAX_BATCH = 300  # Marketo's limit: records, ids and filter values per call
 _JSON = "application/json"
 _MAX_URI_CHARS = 7 * 1024  # Lead DB GETs over 8 KB get HTTP 414; keep a margin
 _LIST_FOLDER_TYPES = ("List", "Marketing Folder")
@@ -214,7 +215,7 @@ class MarketoClient:
         try:
             reply = await self._transport.send(request, rs.ASSET_LISTS)
         except RequestRejected as error:
-            if error.code in ("1013", "702"):
+            if error.code in (codes.LIST_NOT_FOUND, codes.ASSET_NOT_FOUND):
                 return None
             raise
         return rs.list_info(reply.result[0]) if reply.result else None
@@ -227,7 +228,9 @@ class MarketoClient:
         try:
             reply = await self._transport.send(request, rs.ASSET_LISTS)
         except RequestRejected as error:
-            existing = await self.find_list_by_name(name) if error.code == "709" else None
+            existing = (
+                await self.find_list_by_name(name) if error.code == codes.BLOCKED_BY_RULE else None
+            )
             if existing is None:
                 raise
             return existing

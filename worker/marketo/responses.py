@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from worker.core import marketo_api as codes
 from worker.core.ids import LeadId, ListId
 from worker.errors import (
     MarketoError,
@@ -21,12 +22,6 @@ from worker.errors import (
 )
 
 T = TypeVar("T")
-
-# Marketo's request-level codes by what the client does about them.
-_TOKEN = frozenset({"601", "602"})
-_RATE = frozenset({"606", "615"})
-_QUOTA = frozenset({"607"})
-_UNAVAILABLE = frozenset({"502", "604", "608", "611", "614", "713", "719"})
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -233,13 +228,13 @@ def classify_status(http_status: int) -> MarketoError | None:
 
 def classify_code(code: str, message: str) -> MarketoError:
     """Map one request-level `errors[]` code to the error the client acts on."""
-    if code in _TOKEN:
+    if code in codes.TOKEN_REJECTED:
         return TokenExpired(code, message)
-    if code in _RATE:
+    if code in codes.THROTTLED:
         return RateLimited(code, message)
-    if code in _QUOTA:
+    if code in codes.QUOTA_EXHAUSTED:
         return QuotaExhausted(code, message)
-    if code in _UNAVAILABLE:
+    if code in codes.UNAVAILABLE:
         return MarketoUnavailable(code, message)
     return RequestRejected(code, message)
 

@@ -23,6 +23,7 @@ import msgspec
 import structlog
 from pydantic import SecretStr
 
+from worker.core import marketo_api as codes
 from worker.errors import (
     CallAbandoned,
     MarketoError,
@@ -218,7 +219,9 @@ class Transport:
             except TokenExpired as error:
                 failures.append(error.code)
                 _log.info("marketo.token_rejected", code=error.code, failures=len(failures))
-                if len(failures) > 2 or (len(failures) == 2 and failures != ["602", "602"]):
+                if len(failures) > 2 or (
+                    len(failures) == 2 and failures != [codes.ACCESS_EXPIRED] * 2
+                ):
                     raise
                 if len(failures) == 2:
                     await self._wait_for_expiry(token)

@@ -5,9 +5,10 @@ Requested fields with no value come back as null, as in recorded exchanges.
 
 from collections.abc import Sequence
 
+from worker.core.marketo_api import MAX_BATCH
 from worker.sandbox import catalogue
 from worker.sandbox.envelope import ApiError, Reply, lead_db_date, lead_db_ok
-from worker.sandbox.params import MAX_BATCH, Call, check_batch, ids, int_param, page, values
+from worker.sandbox.params import Call, check_batch, ids, int_param, page, values
 from worker.sandbox.store import Lead, Store
 
 MAX_FILTER_MATCHES = 1000

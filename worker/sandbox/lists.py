@@ -3,9 +3,10 @@
 Asset answers carry `errors: []` and string warnings; "not found" is a success without `result`.
 """
 
+from worker.core.marketo_api import MAX_BATCH
 from worker.sandbox.envelope import ApiError, Reply, asset_date, asset_ok, lead_db_date, lead_db_ok
 from worker.sandbox.folders import not_found_warning, parse_folder_ref
-from worker.sandbox.params import MAX_BATCH, Call, int_param, page, values
+from worker.sandbox.params import Call, int_param, page, values
 from worker.sandbox.store import StaticList, Store
 
 MAX_RETURN = 200

@@ -3,9 +3,10 @@
 The hot path of the worker: keep the per-id loops flat (up to 300 ids a call).
 """
 
+from worker.core.marketo_api import MAX_BATCH
 from worker.sandbox.envelope import ApiError, Reply, lead_db_ok
 from worker.sandbox.leads import project, requested_fields
-from worker.sandbox.params import MAX_BATCH, Call, ids, int_param, page
+from worker.sandbox.params import Call, ids, int_param, page
 from worker.sandbox.store import Store
 
 _NOT_FOUND = [{"code": "1004", "message": "Lead not found"}]

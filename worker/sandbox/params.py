@@ -9,9 +9,9 @@ from typing import TypeVar
 
 from multidict import MultiMapping
 
+from worker.core.marketo_api import MAX_BATCH
 from worker.sandbox.envelope import ApiError
 
-MAX_BATCH = 300
 T = TypeVar("T")
 
 

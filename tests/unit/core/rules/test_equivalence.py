@@ -1,6 +1,6 @@
 """The specialised rule evaluator gives exactly the results of the generic one it replaced.
 
-The oracle is reference_rules, a frozen copy of the evaluator before specialisation; every
+The oracle is `reference`, a frozen copy of the evaluator before specialisation; every
 comparison here is three-valued (evaluate), so false and unknown are told apart.
 """
 
@@ -15,16 +15,16 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.core import reference_rules as reference
-from tests.unit.core.test_rules import (
+from tests.unit.core.rules import reference
+from tests.unit.core.rules.strategies import (
     PATHS,
     TOKENS,
-    TS_MS,
     attribute_maps,
     conditions,
     json_values,
     literals,
 )
+from tests.unit.core.rules.support import TS_MS
 from worker.core.rules import compile_rule
 from worker.errors import RuleError
 
@@ -255,7 +255,7 @@ targeted_rules = st.recursive(targeted_leaves, _flat, max_leaves=12)
 def test_property_grammar_rules_evaluate_like_the_reference(
     text: str, attributes: dict[str, object], ts_ms: int
 ) -> None:
-    """Any rule from test_rules' grammar, on any JSON-like attributes, gives the same result."""
+    """Any rule of the grammar, on any JSON-like attributes, gives the same result."""
     new, old = evaluations(text, attributes, ts_ms)
     assert new == old
 
@@ -279,5 +279,5 @@ def test_property_specialised_rules_evaluate_like_the_reference(
 )
 def test_property_compiling_gives_the_same_paths_or_the_same_error(text: str) -> None:
     """The compiler reads the same paths and rejects the same text at the same column."""
-    assume("`" not in text)  # quoted names came after the reference: test_rules covers them
+    assume("`" not in text)  # quoted names came after the reference: test_parser covers them
     assert outcome(compile_rule, text) == outcome(reference.compile_rule, text)

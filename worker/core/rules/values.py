@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final, TypeAlias, TypeGuard
 
-JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 Test: TypeAlias = Callable[[object, object], bool | None]
 
 _MS_PER_DAY = 86_400_000

@@ -1,8 +1,9 @@
 """What a compiled audience rule is made of: comparisons specialised on the literal's type.
 
 Pure: no I/O. Kleene's three values are two bool predicates, `holds` (true) and `fails` (false);
-neither means unknown. Checks of one value agree exactly with rule_values' generic tests, which
-stay the fallback for every form not specialised here; junctions combine conditions without them.
+neither means unknown. Checks of one value agree exactly with the generic tests of `values`,
+which stay the fallback for every form not specialised here; junctions combine conditions without
+them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Final, TypeAlias
 
-from worker.core import rule_values as rv
-from worker.core.rule_values import JsonValue
+from worker.core.ids import JsonValue
+from worker.core.rules import values as rv
 
 Attributes: TypeAlias = Mapping[str, object]
 ValueFn: TypeAlias = Callable[[Attributes, int], object]
@@ -67,7 +68,7 @@ _AFFIXES: dict[str, Callable[[str, str], bool]] = {
 
 
 def against(test: rv.Test, literal: JsonValue) -> Check:
-    """Return `value OP literal` as a check of the value (`OP` is a rule_values test)."""
+    """Return `value OP literal` as a check of the value (`OP` is a test of `values`)."""
     base = _NEGATED.get(test, test)
     check: Check | None = None
     if base is rv.eq:

@@ -1,7 +1,8 @@
 """Test oracle: a frozen copy of the audience-rule evaluator before its specialisation.
 
-rule_values.py and rules.py as of commit 5ef11d8, merged into one module; the equivalence
-tests compare the shipped evaluator against it. Test code: never imported by the worker.
+worker/core/rule_values.py and rules.py (now rules/values.py and rules/compiler.py) as of commit
+5ef11d8, merged into one module; the equivalence tests compare the shipped evaluator against it.
+Test code: never imported by the worker.
 """
 
 from __future__ import annotations
