@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,9 +46,9 @@ class SaslBroker(LocalBroker):
     def sasl_bootstrap(self) -> str:
         return f"127.0.0.1:{self.sasl_port}"
 
-    def start(self, timeout_s: float = 90.0) -> str:
+    def start(self, timeout_s: float = 90.0, cancelled: Callable[[], bool] = lambda: False) -> str:
         check_port_free(self.sasl_port)
-        return super().start(timeout_s)
+        return super().start(timeout_s, cancelled)
 
     def _write_properties(self) -> None:
         super()._write_properties()  # the template, filled as for every local broker
