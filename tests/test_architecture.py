@@ -45,24 +45,25 @@ def test_only_the_kafka_edge_imports_confluent_kafka() -> None:
         if "kafka" not in path.relative_to(WORKER).parts[:1]
         and any(name.startswith("confluent_kafka") for name in imports_of(path))
     ]
+    assert "confluent_kafka" in imports_of(WORKER / "kafka" / "consumer.py")  # the scan sees it
     assert offenders == []
 
 
 def test_the_sandbox_imports_nothing_of_the_worker_runtime() -> None:
     """worker/sandbox/ is its own sub-package: it imports only itself."""
-    offenders = {
+    worker_imports = {
         name
         for path in (WORKER / "sandbox").rglob("*.py")
         for name in imports_of(path)
-        if name.startswith("worker") and not name.startswith("worker.sandbox")
+        if name.startswith("worker")
     }
-    assert offenders == set()
+    assert "worker.sandbox.store" in worker_imports  # the scan sees the sandbox's own imports
+    assert {name for name in worker_imports if not name.startswith("worker.sandbox")} == set()
 
 
 @pytest.mark.parametrize("name", ["loop.py", "flusher.py"])
 def test_loop_and_flusher_use_ports_not_edges(name: str) -> None:
     """loop.py and flusher.py reach Kafka and Marketo only through Protocols (STYLE)."""
-    edges = {
-        n for n in imports_of(WORKER / name) if n.startswith(("worker.kafka", "worker.marketo"))
-    }
-    assert edges == set()
+    imported = imports_of(WORKER / name)
+    assert any(n.startswith("worker.core") for n in imported)  # the scan sees worker imports
+    assert {n for n in imported if n.startswith(("worker.kafka", "worker.marketo"))} == set()
