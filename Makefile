@@ -30,7 +30,7 @@ test-unit: install  ## the fast tier: no broker, no subprocess
 lint: install  ## the quality gates CI runs
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict worker
+	$(VENV)/bin/mypy --strict worker tests
 
 format: install
 	$(VENV)/bin/ruff check --fix .

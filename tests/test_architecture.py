@@ -120,18 +120,20 @@ def test_only_the_kafka_edge_imports_confluent_kafka() -> None:
         if "kafka" not in path.relative_to(WORKER).parts[:1]
         and any(name.startswith("confluent_kafka") for name in imports_of(path))
     ]
+    assert "confluent_kafka" in imports_of(WORKER / "kafka" / "consumer.py")  # the scan sees it
     assert offenders == []
 
 
 def test_the_sandbox_imports_nothing_of_the_worker_but_marketo_facts() -> None:
     """worker/sandbox/ imports itself and core/marketo_api.py (Marketo's limits), nothing else."""
-    offenders = {
+    worker_imports = {
         name
         for path in (WORKER / "sandbox").rglob("*.py")
         for name in imports_of(path)
-        if name.startswith("worker") and not _within(name, SANDBOX_WORKER)
+        if name.startswith("worker")
     }
-    assert offenders == set()
+    assert "worker.sandbox.store" in worker_imports  # the scan sees the sandbox's own imports
+    assert {name for name in worker_imports if not _within(name, SANDBOX_WORKER)} == set()
 
 
 def test_the_shared_marketo_facts_import_nothing_of_the_worker() -> None:
@@ -143,7 +145,6 @@ def test_the_shared_marketo_facts_import_nothing_of_the_worker() -> None:
 @pytest.mark.parametrize("name", ["loop.py", "flusher.py"])
 def test_loop_and_flusher_use_ports_not_edges(name: str) -> None:
     """loop.py and flusher.py reach Kafka and Marketo only through Protocols."""
-    edges = {
-        n for n in imports_of(WORKER / name) if n.startswith(("worker.kafka", "worker.marketo"))
-    }
-    assert edges == set()
+    imported = imports_of(WORKER / name)
+    assert any(n.startswith("worker.core") for n in imported)  # the scan sees worker imports
+    assert {n for n in imported if n.startswith(("worker.kafka", "worker.marketo"))} == set()

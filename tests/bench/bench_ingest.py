@@ -14,6 +14,7 @@ from tests.bench.fleet import UNLIMITED_BUDGET, BenchWorker, total, write_worker
 from tests.bench.results import Metric, Sample
 from tests.bench.workload import INGEST_RULES, audiences, ingest_stream, now_ms, produce_all
 from tests.kafka_support import create_topic
+from tests.sandbox_views import sandbox_stats
 from worker.core.events import decode
 from worker.sandbox.process import SandboxProcess
 
@@ -75,7 +76,7 @@ def _one_run(bench: Bench, topic: str, events: int, profile: Path | None) -> Sam
             _, done_at = poll_until(probe, lambda c: c >= events, 1800, "the last commit", 0.2)
             first_fetch = max(worker.log_times("state.restored"))
             rss = worker.rss_mb()
-            calls = int(sandbox.stats()["total_calls"])  # type: ignore[call-overload]
+            calls = sandbox_stats(sandbox)["total_calls"]
         finally:
             worker.stop(120)
     return {

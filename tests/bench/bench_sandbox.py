@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
+from typing import Any
 
 import aiohttp
 import orjson
@@ -101,7 +102,7 @@ async def _read_answer(reader: asyncio.StreamReader) -> None:
         raise RuntimeError(f"sandbox refused: {body[:200]!r}")
 
 
-async def _post(session: aiohttp.ClientSession, path: str, body: object) -> list[dict[str, object]]:
+async def _post(session: aiohttp.ClientSession, path: str, body: object) -> list[dict[str, Any]]:
     async with session.post(path, data=orjson.dumps(body)) as response:
         reply = orjson.loads(await response.read())
     if not reply.get("success"):
@@ -116,7 +117,7 @@ async def _sync(session: aiohttp.ClientSession, emails: list[str]) -> list[int]:
         "input": [{"email": e} for e in emails],
     }
     rows = await _post(session, "/rest/v1/leads.json", body)
-    return [int(row["id"]) for row in rows]  # type: ignore[call-overload]
+    return [int(row["id"]) for row in rows]
 
 
 async def _create_list(session: aiohttp.ClientSession) -> int:

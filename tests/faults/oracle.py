@@ -11,12 +11,12 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tests.integration.harness import event
+from tests.integration.harness import Audience, event
+from tests.sandbox_views import sandbox_stats
 from worker.sandbox.process import SandboxProcess
 
-AUDIENCES = [
+AUDIENCES: list[Audience] = [
     {
         "id": f"seg-{n}",
         "name": f"Segment {n}",
@@ -103,15 +103,15 @@ class Report:
         made = self.calls.get("addToList", 0) + self.calls.get("removeFromList", 0)
         return max(0, made - self.minimal_membership_calls)
 
-    def compare(self, expected: dict[str, set[str]], seen: dict[str, set[str]]) -> None:
+    def compare(self, expected: dict[str, set[str]], seen: dict[str, set[str | None]]) -> None:
         self.lost = sum(len(members - seen.get(name, set())) for name, members in expected.items())
         self.spurious = sum(
             len(seen.get(name, set()) - members) for name, members in expected.items()
         )
 
     def count_calls(self, sandbox: SandboxProcess, expected: dict[str, set[str]]) -> None:
-        stats: dict[str, Any] = sandbox.stats()
-        self.calls = {endpoint: sum(codes.values()) for endpoint, codes in stats["calls"].items()}
+        calls = sandbox_stats(sandbox)["calls"]
+        self.calls = {endpoint: sum(codes.values()) for endpoint, codes in calls.items()}
         self.minimal_membership_calls = sum(-(-len(m) // 300) for m in expected.values())
 
     def save(self) -> None:

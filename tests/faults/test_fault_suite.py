@@ -8,6 +8,7 @@ fault-results.json. Run with `make test-faults` (marker `faults`; part of `.ci/r
 from __future__ import annotations
 
 import random
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,11 @@ def added_records(worker: WorkerProcess) -> float:
     lines = metrics_text(worker).splitlines()
     prefix = 'marketo_worker_marketo_records_total{endpoint="add_to_list"'
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix))
+
+
+def has_joined(worker: WorkerProcess) -> bool:
+    """Tell whether a worker took part in a rebalance (it joined the group)."""
+    return metric(worker, "marketo_worker_rebalances_total") > 0
 
 
 def chunks(events: list[tuple[str, bytes]], parts: int) -> list[list[tuple[str, bytes]]]:
@@ -127,7 +133,7 @@ def test_rebalance_storm(kafka_bootstrap: str, tmp_path: Path) -> None:
         for n, part in enumerate(chunks(load.events, 6)):
             guest = WorkerProcess(config, tmp_path / f"guest{n}.log")
             produce(kafka_bootstrap, topic, part)
-            wait_for(lambda g=guest: metric(g, "marketo_worker_rebalances_total") > 0, 60, "join")
+            wait_for(partial(has_joined, guest), 60, "join")
             assert guest.stop() == 0
             report.faults.append(f"worker joined and left (cycle {n})")
         finish(report, sandbox, load.expected, steady)
@@ -150,7 +156,7 @@ def test_marketo_faults_combined(kafka_bootstrap: str, tmp_path: Path) -> None:
         "--p-http-500",
         "0.1",
     ]
-    injections = [
+    injections: list[dict[str, float | bool]] = [
         {"storm_606_s": 2},
         {"revoke_tokens": True},
         {"latency_ms": 3500},  # beyond the client's 3 s timeout

@@ -22,9 +22,13 @@ def record_batch(out: IO[str], messages: list[Message]) -> dict[int, int]:
     """Write one line per message; return the next offset to commit per partition."""
     next_offsets: dict[int, int] = {}
     for msg in messages:
+        partition, offset = msg.partition(), msg.offset()
+        # both are set on every fetched record; only error events lack them
+        assert partition is not None
+        assert offset is not None
         key = (msg.key() or b"").decode()
-        out.write(f"M {msg.partition()} {msg.offset()} {key}\n")
-        next_offsets[msg.partition()] = msg.offset() + 1
+        out.write(f"M {partition} {offset} {key}\n")
+        next_offsets[partition] = offset + 1
     out.flush()
     return next_offsets
 

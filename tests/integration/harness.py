@@ -17,6 +17,7 @@ import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.kafka_support import create_topic, wait_for
+from tests.sandbox_views import sandbox_state
 from worker.sandbox.process import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxProcess
 
 Audience = dict[str, Any]
@@ -184,23 +185,23 @@ def valid_events(count: int, ts0: int = 1_000) -> list[tuple[str, bytes]]:
     ]
 
 
-def list_members(sandbox: SandboxProcess) -> dict[str, set[str]]:
-    """The sandbox's static lists as list name -> member emails."""
-    state = sandbox.state()
-    emails = {lead["id"]: lead.get("email") for lead in state["leads"]}  # type: ignore[union-attr]
-    names = {str(item["id"]): item["name"] for item in state["lists"]}  # type: ignore[union-attr]
+def list_members(sandbox: SandboxProcess) -> dict[str, set[str | None]]:
+    """The sandbox's static lists as list name -> member emails (None for a lead without one)."""
+    state = sandbox_state(sandbox)
+    emails: dict[int, str | None] = {lead["id"]: lead.get("email") for lead in state["leads"]}
+    names = {str(item["id"]): item["name"] for item in state["lists"]}
     return {
         names[list_id]: {emails[lead] for lead in members}
-        for list_id, members in state["members"].items()  # type: ignore[union-attr]
+        for list_id, members in state["members"].items()
         if list_id in names
     }
 
 
 def wait_for_lists(
     sandbox: SandboxProcess, expected: Mapping[str, set[str]], timeout_s: float
-) -> dict[str, set[str]]:
+) -> dict[str, set[str | None]]:
     """Wait until every expected list has exactly the expected members; return what was seen."""
-    seen: dict[str, set[str]] = {}
+    seen: dict[str, set[str | None]] = {}
 
     def converged() -> bool:
         nonlocal seen

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from tests.kafka_support import create_topic, wait_for
 
@@ -24,9 +24,14 @@ def produce(bootstrap: str, topic: str, keys: range) -> dict[tuple[int, int], st
     """Produce keyed messages; return (partition, offset) -> key as the broker acknowledged."""
     acked: dict[tuple[int, int], str] = {}
 
-    def on_delivery(err: object, msg: object) -> None:
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
         assert err is None, err
-        acked[(msg.partition(), msg.offset())] = msg.key().decode()  # type: ignore[attr-defined]
+        partition, offset, key = msg.partition(), msg.offset(), msg.key()
+        # a delivered record has all three
+        assert partition is not None
+        assert offset is not None
+        assert key is not None
+        acked[(partition, offset)] = key.decode()
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     for i in keys:

@@ -14,13 +14,13 @@ from tests.kafka_support import create_topic, new_local_broker
 pytestmark = pytest.mark.integration
 
 
-def consume_all(bootstrap: str, topic: str, group: str, count: int) -> list[bytes]:
+def consume_all(bootstrap: str, topic: str, group: str, count: int) -> list[bytes | None]:
     """Read `count` messages of a 1-partition topic from the start with a fresh group."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
     )
     consumer.assign([TopicPartition(topic, 0, 0)])
-    values: list[bytes] = []
+    values: list[bytes | None] = []  # None would be a record without a value
     for _ in range(100):  # bounded: 100 polls of up to 1 s
         values += [m.value() for m in consumer.consume(count, 1.0) if m.error() is None]
         if len(values) >= count:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import pytest
 
 from tests.integration.harness import (
+    Audience,
     WorkerProcess,
     event,
     new_input_topic,
@@ -24,7 +25,7 @@ PROFILES = 5_000
 COUNTRIES = ["FR", "DE", "US", "ES"]
 PLANS = ["free", "pro", "team"]
 
-AUDIENCES = [
+AUDIENCES: list[Audience] = [
     {
         "id": "fr-high",
         "name": "FR high value",
@@ -44,7 +45,16 @@ AUDIENCES = [
 ]
 
 
-def reference(profile: dict[str, Any]) -> set[str]:
+class FinalProfile(TypedDict, total=False):
+    """A profile as its newest event left it: what the reference membership is computed from."""
+
+    attributes: Required[dict[str, Any]]
+    webinar: str | None  # the upload audience's last status
+    consent: str  # marketing consent, "y" or "n"
+    deleted: bool
+
+
+def reference(profile: FinalProfile) -> set[str]:
     """The audiences of one final profile, computed independently of the worker's rules."""
     if profile.get("deleted") or profile.get("consent") == "n":
         return set()
@@ -79,15 +89,19 @@ def random_attributes(rng: random.Random) -> dict[str, Any]:
     return attributes
 
 
-def generate(rng: random.Random) -> tuple[list[tuple[str, bytes]], dict[str, dict[str, Any]]]:
+def generate(rng: random.Random) -> tuple[list[tuple[str, bytes]], dict[str, FinalProfile]]:
     """Events for PROFILES profiles (several per profile, shuffled ts), and the final profiles."""
     events: list[tuple[str, bytes]] = []
-    final: dict[str, dict[str, Any]] = {}
+    final: dict[str, FinalProfile] = {}
     for i in range(PROFILES):
         pid = f"p-{i}"
         email = f"person{i}@example.com"
         ts = 1_700_000_000_000
-        profile = {"attributes": random_attributes(rng), "webinar": None, "consent": "y"}
+        profile: FinalProfile = {
+            "attributes": random_attributes(rng),
+            "webinar": None,
+            "consent": "y",
+        }
         events.append(
             event(
                 pid,

@@ -20,6 +20,7 @@ from tests.integration.harness import (
     wait_for_lists,
     write_config,
 )
+from tests.sandbox_views import sandbox_state
 from worker.sandbox.process import SandboxProcess
 
 pytestmark = pytest.mark.integration
@@ -41,8 +42,7 @@ def profile(name: str, ts: int, score: object, ecid: str) -> tuple[str, bytes]:
 
 def lead(sandbox: SandboxProcess, email: str) -> dict[str, Any]:
     """The sandbox's lead with this email."""
-    leads: list[dict[str, Any]] = sandbox.state()["leads"]  # type: ignore[assignment]
-    (found,) = [item for item in leads if item.get("email") == email]
+    (found,) = [item for item in sandbox_state(sandbox)["leads"] if item.get("email") == email]
     return found
 
 
@@ -67,7 +67,8 @@ def test_a_value_marketo_would_refuse_becomes_an_invalid_value_rejection(
             good = lead(sandbox, "good@example.com")
         finally:
             assert worker.stop() == 0
-        assert all(item.get("email") != "bad@example.com" for item in sandbox.state()["leads"])  # type: ignore[attr-defined]
+        leads = sandbox_state(sandbox)["leads"]
+        assert all(item.get("email") != "bad@example.com" for item in leads)
     assert (good["leadScore"], good["dateOfBirth"], good["cookies"]) == (
         42,
         "1990-02-28",

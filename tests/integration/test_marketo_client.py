@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TypedDict, Unpack
 
 import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from tests.fakes import RecordingLimiter
+from tests.sandbox_views import sandbox_stats
 from worker.core.ids import LeadId, ListId
 from worker.errors import QuotaExhausted
 from worker.marketo.client import MarketoClient
@@ -34,7 +36,17 @@ def sandbox(*args: str) -> Iterator[SandboxProcess]:
         yield sb
 
 
-def client_for(sb: SandboxProcess, limiter: RecordingLimiter, **options: object) -> MarketoClient:
+class TransportOptions(TypedDict, total=False):
+    """The Transport settings a test changes."""
+
+    clock: Callable[[], float]
+    sleep: Callable[[float], Awaitable[None]]
+    max_attempts: int
+
+
+def client_for(
+    sb: SandboxProcess, limiter: RecordingLimiter, **options: Unpack[TransportOptions]
+) -> MarketoClient:
     """A client with the sandbox's credentials."""
     return MarketoClient(
         Transport(
@@ -43,18 +55,14 @@ def client_for(sb: SandboxProcess, limiter: RecordingLimiter, **options: object)
             SecretStr(sb.client_secret),
             limiter,
             rng=random.Random(3),
-            **options,  # type: ignore[arg-type]
+            **options,
         )
     )
 
 
 def calls(sb: SandboxProcess, endpoint: str) -> dict[str, int]:
     """The sandbox's answer codes for one endpoint."""
-    by_endpoint = sb.stats()["calls"]
-    assert isinstance(by_endpoint, dict)
-    found = by_endpoint.get(endpoint, {})
-    assert isinstance(found, dict)
-    return found
+    return sandbox_stats(sb)["calls"].get(endpoint, {})
 
 
 async def wait_for_new_server_token(sb: SandboxProcess, old: str, deadline_s: float) -> None:
@@ -306,4 +314,4 @@ async def test_usage_today_counts_calls() -> None:
             await client.find_folder("Audiences")
             after = await client.usage_today()
         assert after == before + 3
-        assert after == sb.stats()["quota_used"]
+        assert after == sandbox_stats(sb)["quota_used"]

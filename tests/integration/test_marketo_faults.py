@@ -20,6 +20,7 @@ from tests.integration.harness import (
     write_config,
 )
 from tests.kafka_support import wait_for
+from tests.sandbox_views import sandbox_stats
 from worker.sandbox.process import SandboxProcess
 
 pytestmark = pytest.mark.integration
@@ -86,7 +87,8 @@ def test_lists_converge_despite_marketo_faults(
                 "DE": {f"f{i}@example.com" for i in range(PROFILES // 2)},
             }
             wait_for_lists(sandbox, expected, 180)
-            codes = {code for calls in sandbox.stats()["calls"].values() for code in calls}  # type: ignore[attr-defined]
+            calls = sandbox_stats(sandbox)["calls"]
+            codes = {code for by_code in calls.values() for code in by_code}
         finally:
             assert worker.stop() == 0
     assert any(proof in code for code in codes), f"the fault never happened: {codes}"

@@ -5,8 +5,7 @@ list problem, each naming its key, and pass a valid configuration without creati
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
+from tests.fakes import RecordingLimiter
 from tests.integration.harness import new_input_topic, write_config
 from tests.kafka_support import create_topic
 from worker.checks import main_validate_online, startup_checks
@@ -31,21 +31,6 @@ pytestmark = pytest.mark.integration
 ENV = {"MARKETO_CLIENT_ID": DEFAULT_CLIENT_ID, "MARKETO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}
 NAMED = {"id": "fr", "name": "France", "rule": 'country == "FR"', "list": {"name": "France"}}
 KafkaInput = tuple[str, str]  # bootstrap servers, input topic
-
-
-class Unlimited:
-    """The client's limiter port, granting every call."""
-
-    @asynccontextmanager
-    async def call(self) -> AsyncIterator[None]:
-        """Take a slot (always granted)."""
-        yield
-
-    def rate_limited(self, code: str) -> None:
-        """Nothing to slow down."""
-
-    def quota_exhausted(self) -> None:
-        """Nothing to park."""
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +102,9 @@ def online(
 
 def client_for(sandbox: SandboxProcess) -> MarketoClient:
     secret = SecretStr(DEFAULT_CLIENT_SECRET)
-    return MarketoClient(Transport(sandbox.url, SecretStr(DEFAULT_CLIENT_ID), secret, Unlimited()))
+    return MarketoClient(
+        Transport(sandbox.url, SecretStr(DEFAULT_CLIENT_ID), secret, RecordingLimiter())
+    )
 
 
 def create_list(sandbox: SandboxProcess, name: str) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import pytest
 from aiohttp import web
 
@@ -54,12 +54,17 @@ class Answer:
 class Api:
     """A client for one in-process sandbox, holding a token after `login()`."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, sandbox: Sandbox) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        sandbox: Sandbox,
+        clocks: tuple[FakeClock, FakeClock],
+    ) -> None:
         self.session = session
         self.url = url
         self.sandbox = sandbox
-        self.clock: FakeClock = sandbox.clock  # type: ignore[assignment]
-        self.wall: FakeClock = sandbox.wall_clock  # type: ignore[assignment]
+        self.clock, self.wall = clocks  # the sandbox's monotonic and wall clocks
         self.token = ""
 
     async def login(self) -> str:
@@ -125,13 +130,14 @@ async def start_sandbox() -> AsyncIterator[StartSandbox]:
         limits = overrides.pop("limits", LimitConfig())
         limits = replace(limits, quota_day=replace(limits.quota_day, origin_s=WALL_START_S))
         config = SandboxConfig(CLIENT_ID, CLIENT_SECRET, limits=limits, **overrides)
-        sandbox = Sandbox(config, FakeClock(1000.0), FakeClock(WALL_START_S))
+        clocks = FakeClock(1000.0), FakeClock(WALL_START_S)
+        sandbox = Sandbox(config, *clocks)
         runner = make_runner(build_app(sandbox))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         session = aiohttp.ClientSession()
         cleanups.extend([session.close, runner.cleanup])
-        api = Api(session, f"http://127.0.0.1:{runner.addresses[0][1]}", sandbox)
+        api = Api(session, f"http://127.0.0.1:{runner.addresses[0][1]}", sandbox, clocks)
         if login:
             await api.login()
         return api

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.sandbox.conftest import Api, StartSandbox
+from tests.sandbox.conftest import Answer, Api, StartSandbox
 from worker.sandbox.faults import Faults
 from worker.sandbox.gate import LimitConfig
 from worker.sandbox.limits import QuotaDay
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 DESCRIBE = "/rest/v1/leads/describe.json"
 
 
-def _code(answer: object) -> str:
-    body = answer.body  # type: ignore[attr-defined]
+def _code(answer: Answer) -> str:
+    body = answer.body
     return "ok" if body["success"] else str(body["errors"][0]["code"])
 
 

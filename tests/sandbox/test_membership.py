@@ -179,5 +179,6 @@ async def test_deleting_a_lead_removes_its_memberships(api: Api) -> None:
     """A deleted lead is no longer a member of any list."""
     list_id, ids = await _list_with_leads(api, 1)
     await api.post(f"/rest/v1/lists/{list_id}/leads.json", {"input": [{"id": ids[0]}]})
+    assert _members(api, list_id) == [ids[0]]
     await api.post("/rest/v1/leads/delete.json", {"input": [{"id": ids[0]}]})
     assert _members(api, list_id) == []

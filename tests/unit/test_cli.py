@@ -36,6 +36,7 @@ def test_top_level_help_cites_no_document_outside_the_repository(
     """The command list states facts; it points at no design notes the user does not have."""
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
+    assert "validate" in out  # the command list was printed
     assert not [reference for reference in REFERENCES if reference in out]
 
 
@@ -47,4 +48,5 @@ def test_command_help_cites_no_document_outside_the_repository(
     with pytest.raises(SystemExit):
         main([command, "--help"])
     out = capsys.readouterr().out
+    assert "exit codes: 0 " in out  # the command's help was printed
     assert not [reference for reference in REFERENCES if reference in out]

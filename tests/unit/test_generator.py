@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
 
 from worker.config_file import load_settings
 from worker.core.events import RFC3339_PATTERN, EventOp, ProfileUpdate, decode

@@ -189,7 +189,9 @@ def test_scaling_stays_within_the_budget(k8s_config: Settings) -> None:
 
 def test_the_deployment_leaves_the_replica_count_to_keda() -> None:
     """A count in the Deployment would reset KEDA's at every apply (a rebalance each way)."""
-    assert "replicas" not in manifest("deployment.yaml")["spec"]
+    deployment = manifest("deployment.yaml")
+    assert deployment["kind"] == "Deployment"
+    assert "replicas" not in deployment["spec"]
 
 
 def test_kustomization_lists_every_manifest_but_the_example_secret() -> None:

@@ -48,6 +48,11 @@ class UpdateOnlyMarketo:
     ) -> list[Result]:
         return [Result("removed") for _ in lead_ids]
 
+    async def delete_leads(
+        self, lead_ids: Sequence[LeadId], still_wanted: Callable[[], bool] | None = None
+    ) -> list[Result]:
+        raise AssertionError("resync repairs lists; it never deletes a person")
+
 
 async def test_match_only_counts_persons_unknown_to_marketo_as_unmatched_not_refused() -> None:
     """As the worker does, match_only never creates a person: a rerun could not change that,

@@ -9,14 +9,13 @@ import re
 import shutil
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import test_utils, web
 from pydantic import SecretStr
 
+from tests.fakes import IDENTITY, FakeMarketo, RecordingLimiter, ServeMarketo, ok
 from worker.errors import MarketoUnavailable
 from worker.marketo.client import MarketoClient
 from worker.marketo.transport import Transport
@@ -28,37 +27,13 @@ UNSAFE = re.compile(
     r"|check_hostname\s*=\s*False|_create_unverified_context|PYTHONHTTPSVERIFY"
 )
 MakeCertificate = Callable[[str], Path]
-
-
-class OpenLimiter:
-    """A limiter that never makes a call wait."""
-
-    @asynccontextmanager
-    async def call(self) -> AsyncIterator[None]:
-        yield
-
-    def rate_limited(self, code: str) -> None:
-        """Ignore the rate limit."""
-
-    def quota_exhausted(self) -> None:
-        """Ignore the quota."""
-
-
-class TlsMarketo:
-    """Just enough Marketo over TLS: a token and today's usage; counts what reached it."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests += 1
-        if request.path == "/identity/oauth/token":
-            return web.json_response({"access_token": "t", "expires_in": 3600})
-        return web.json_response({"success": True, "result": [{"date": "d", "total": 42}]})
+USAGE = "/rest/v1/stats/usage.json"
 
 
 def test_no_source_file_turns_certificate_checks_off() -> None:
     """No module under worker/ disables certificate or host-name verification."""
+    assert UNSAFE.search("aiohttp.TCPConnector(ssl=False)")  # the scan would see one
+    assert (WORKER / "marketo" / "transport.py") in set(WORKER.rglob("*.py"))
     offenders = [
         f"{path.relative_to(WORKER)}: {match.group(0)}"
         for path in sorted(WORKER.rglob("*.py"))
@@ -85,57 +60,57 @@ def make_certificate(tmp_path: Path) -> MakeCertificate:
     return make
 
 
-@asynccontextmanager
-async def serving(cert: Path) -> AsyncIterator[tuple[TlsMarketo, str]]:
-    """Serve a TlsMarketo on 127.0.0.1 over TLS with `cert`; yield it and its https URL."""
+async def serve_over_tls(serve_marketo: ServeMarketo, cert: Path) -> tuple[FakeMarketo, str]:
+    """Serve a fake knowing today's usage on 127.0.0.1 over TLS with `cert`; return it, its URL."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, cert.with_suffix(".key"))
-    fake = TlsMarketo()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    server = test_utils.TestServer(app, host="127.0.0.1")
-    await server.start_server(ssl=context)
-    try:
-        yield fake, str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
+    fake = FakeMarketo()
+    fake.script(USAGE, ok([{"date": "d", "total": 42}]))
+    return fake, await serve_marketo(fake, context)
 
 
 def client_for(url: str, ca_bundle: Path | None = None) -> MarketoClient:
     """A client that tries once, so a refused handshake surfaces at once."""
     secret = SecretStr("tls-test-secret")
     return MarketoClient(
-        Transport(url, SecretStr("id"), secret, OpenLimiter(), max_attempts=1, ca_bundle=ca_bundle)
+        Transport(
+            url, SecretStr("id"), secret, RecordingLimiter(), max_attempts=1, ca_bundle=ca_bundle
+        )
     )
 
 
 async def test_untrusted_certificate_is_refused_before_the_secret_is_sent(
-    make_certificate: MakeCertificate,
+    make_certificate: MakeCertificate, serve_marketo: ServeMarketo
 ) -> None:
     """A self-signed certificate outside the trust store fails the handshake: no request lands."""
     cert = make_certificate("IP:127.0.0.1")
-    async with serving(cert) as (fake, url), client_for(url) as client:
+    fake, url = await serve_over_tls(serve_marketo, cert)
+    async with client_for(url) as client:
         with pytest.raises(MarketoUnavailable) as caught:
             await client.usage_today()
     assert "Certificate" in str(caught.value)
-    assert fake.requests == 0
+    assert fake.seen == []
 
 
-async def test_ca_bundle_adds_trust_for_that_certificate(make_certificate: MakeCertificate) -> None:
+async def test_ca_bundle_adds_trust_for_that_certificate(
+    make_certificate: MakeCertificate, serve_marketo: ServeMarketo
+) -> None:
     """With the certificate in ca_bundle the same server is trusted and answers."""
     cert = make_certificate("IP:127.0.0.1")
-    async with serving(cert) as (fake, url), client_for(url, ca_bundle=cert) as client:
+    fake, url = await serve_over_tls(serve_marketo, cert)
+    async with client_for(url, ca_bundle=cert) as client:
         assert await client.usage_today() == 42
-    assert fake.requests == 2
+    assert [seen.path for seen in fake.seen] == [IDENTITY, USAGE]
 
 
 async def test_trusted_certificate_for_another_host_name_is_refused(
-    make_certificate: MakeCertificate,
+    make_certificate: MakeCertificate, serve_marketo: ServeMarketo
 ) -> None:
     """A trusted certificate that names another host fails the host-name check."""
     cert = make_certificate("DNS:marketo.invalid")
-    async with serving(cert) as (fake, url), client_for(url, ca_bundle=cert) as client:
+    fake, url = await serve_over_tls(serve_marketo, cert)
+    async with client_for(url, ca_bundle=cert) as client:
         with pytest.raises(MarketoUnavailable) as caught:
             await client.usage_today()
     assert "Certificate" in str(caught.value)
-    assert fake.requests == 0
+    assert fake.seen == []

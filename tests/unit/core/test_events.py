@@ -209,7 +209,7 @@ def test_profile_update_is_frozen() -> None:
     """A decoded update cannot be reassigned by the code that consumes it."""
     update = decode(b"p-42", _raw(), max_bytes=MAX)
     with pytest.raises(AttributeError):
-        update.ts_ms = 0  # type: ignore[misc]
+        update.ts_ms = 0  # type: ignore[misc]  # the very assignment mypy refuses, tried at run time
 
 
 def test_deeply_nested_attributes_are_poison_not_a_crash() -> None:

@@ -88,6 +88,7 @@ def test_a_revoked_partition_is_never_committable() -> None:
     """Once revoked, a partition offers no offset at all."""
     ledger = ledger_with()
     ledger.read(0, 3)
+    assert ledger.committable() == {0: 4}  # seen before the revoke, so its absence means it
     ledger.revoke(0)
     assert ledger.committable() == {}
     assert ledger.hold(0, 4) is None

@@ -119,7 +119,7 @@ def test_empty_cells_are_omitted_from_attributes() -> None:
     result = event_of(["ann@example.com", "p-1", "", "  "])
     update = decode(result.key, result.value, max_bytes=65_536)
     assert update.attributes == {}
-    assert "ecid" not in update.identities
+    assert update.identities == {"email": "ann@example.com"}  # the filled cell, not the blank
 
 
 def test_attribute_values_stay_strings() -> None:

@@ -10,18 +10,17 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import aiohttp
 import orjson
 import pytest
-from aiohttp import test_utils, web
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from tests.fakes import RecordingLimiter
+from tests.fakes import IDENTITY, FakeMarketo, RecordingLimiter, ServeMarketo, fail, ok
 from worker.core.ids import LeadId, ListId
 from worker.errors import (
     CallAbandoned,
@@ -34,75 +33,9 @@ from worker.marketo.client import MarketoClient
 from worker.marketo.transport import Transport
 
 SECRET = "s3cret-value"
-IDENTITY = "/identity/oauth/token"
 LEADS = "/rest/v1/leads.json"
 MEMBERS = "/rest/v1/lists/77/leads.json"
-Reply = tuple[int, bytes]
-
-
-def ok(result: list[object], **extra: object) -> Reply:
-    """A Lead DB success body."""
-    return 200, orjson.dumps({"requestId": "1#2", "result": result, "success": True, **extra})
-
-
-def fail(code: str) -> Reply:
-    """A request-level failure body."""
-    errors = [{"code": code, "message": "scripted"}]
-    return 200, orjson.dumps({"requestId": "1#2", "success": False, "errors": errors})
-
-
 ADDED = ok([{"id": 1, "status": "added"}])
-
-
-@dataclass
-class Seen:
-    """One request the fake received."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class FakeMarketo:
-    """A scripted fake of Marketo for unit tests: per-path reply queues, tokens from a list."""
-
-    tokens: list[tuple[str, int]] = field(default_factory=lambda: [("tok-1", 3600)])
-    identity_status: int = 200
-    scripts: dict[str, list[Reply]] = field(default_factory=dict)
-    seen: list[Seen] = field(default_factory=list)
-    hang: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def script(self, path: str, *replies: Reply) -> None:
-        """Queue replies for `path`; when the queue is empty the fake answers an empty success."""
-        self.scripts.setdefault(path, []).extend(replies)
-
-    def calls(self, path: str) -> list[Seen]:
-        """The requests seen on `path`."""
-        return [s for s in self.seen if s.path == path]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """Answer from the script."""
-        body = await request.read()
-        query = parse_qs(request.query_string, keep_blank_values=True)
-        self.seen.append(Seen(request.method, request.path, query, dict(request.headers), body))
-        if request.path == IDENTITY:
-            return self._token()
-        queue = self.scripts.get(request.path)
-        status, payload = queue.pop(0) if queue else ok([])
-        if status == 0:
-            await self.hang.wait()  # never answers within the client's timeout
-        return web.Response(status=status or 200, body=payload, content_type="application/json")
-
-    def _token(self) -> web.Response:
-        if self.identity_status != 200:
-            body = b'{"error":"invalid_client","error_description":"Bad client credentials"}'
-            return web.Response(status=self.identity_status, body=body)
-        token, expires_in = self.tokens.pop(0) if len(self.tokens) > 1 else self.tokens[0]
-        reply = {"access_token": token, "token_type": "bearer", "expires_in": expires_in}
-        return web.json_response(reply)
 
 
 class FakeClock:
@@ -160,18 +93,15 @@ class Rig:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+async def rig(serve_marketo: ServeMarketo) -> AsyncIterator[Rig]:
     """A client against a fresh fake on 127.0.0.1."""
     fake = FakeMarketo()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    server = test_utils.TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    url = await serve_marketo(fake)
     limiter, clock, observer = RecordingLimiter(), FakeClock(), RecordingObserver()
     sleep = RecordingSleep(clock)
     client = MarketoClient(
         Transport(
-            str(server.make_url("")),
+            url,
             SecretStr("client-id"),
             SecretStr(SECRET),
             limiter,
@@ -183,11 +113,10 @@ async def rig() -> AsyncIterator[Rig]:
         )
     )
     try:
-        yield Rig(fake, str(server.make_url("")), client, limiter, clock, sleep, observer)
+        yield Rig(fake, url, client, limiter, clock, sleep, observer)
     finally:
         fake.hang.set()
         await client.close()
-        await server.close()
 
 
 async def add_one(rig: Rig) -> object:
