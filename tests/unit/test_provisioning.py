@@ -9,8 +9,8 @@ import pytest
 from worker.core.ids import ListId
 from worker.errors import ConfigError
 from worker.marketo.responses import FolderInfo, ListInfo
-from worker.provisioning import resolve_lists
 from worker.settings import Audience
+from worker.startup.provisioning import resolve_lists
 
 
 class OneList:

@@ -2,15 +2,13 @@
 
 `startup_checks` is what `run` does before consuming (a problem is a ConfigError); `check_online`
 is `validate --online`: the same field checks plus the lists `run` would find or create, without
-creating anything; `main_validate_online` adds Kafka (reach, the input topic, the output topics
+creating anything; `online_problems` adds Kafka (reach, the input topic, the output topics
 `run` would create). Every problem names its configuration key.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -18,7 +16,6 @@ from typing import Protocol
 from worker.core.fields import Converter, FieldSpec, check_mapping
 from worker.core.ids import ListId
 from worker.errors import ConfigError, MarketoError, RequestRejected
-from worker.kafka.logs import LOGGER as KAFKA_LOGGER
 from worker.kafka.preflight import TopicReport, inspect_topics
 from worker.marketo.client import connect
 from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo
@@ -162,19 +159,7 @@ def _kafka_report(settings: Settings) -> TopicReport:
     )
 
 
-def main_validate_online(settings: Settings) -> int:
-    """`marketo-worker validate CONFIG --online`: print the problems (exit 2) or that all is OK."""
-    # the verdict names a Kafka problem; librdkafka's reconnect lines would only bury it
-    KAFKA_LOGGER.setLevel(logging.CRITICAL)
+def online_problems(settings: Settings) -> tuple[TopicReport, list[str]]:
+    """`validate --online`'s checks: Kafka's report, and every problem in Kafka then Marketo."""
     kafka = _kafka_report(settings)
-    problems = kafka.problems + asyncio.run(_check_with_client(settings))
-    if problems:
-        print("online checks failed:", *problems, sep="\n", file=sys.stderr)
-        return 2
-    created = ", ".join(kafka.to_create) or "none"
-    print(
-        f"kafka OK: input topic {settings.kafka.topic!r} has {kafka.partitions} partitions; "
-        f"output topics start-up would create: {created}"
-    )
-    print(f"online checks OK: {len(settings.mapping)} mappings, {len(settings.audiences)} lists")
-    return 0
+    return kafka, kafka.problems + asyncio.run(_check_with_client(settings))
