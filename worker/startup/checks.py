@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from worker.core.fields import Converter, FieldSpec, check_mapping
-from worker.core.ids import ListId
 from worker.errors import ConfigError, MarketoError, RequestRejected
 from worker.kafka.preflight import TopicReport, inspect_topics
 from worker.marketo.client import connect
-from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo
+from worker.marketo.responses import FieldInfo, FolderInfo
 from worker.settings import Audience, Settings
+from worker.startup.provisioning import ListReader, find_list
 
 _PROBE_VALUE = "0"  # matches no lead, and is valid for the string, email and integer keys
 _NOT_A_LOOKUP = "1011"  # Marketo: field not supported as lookupField/filterType
@@ -35,12 +35,10 @@ class FieldDirectory(Protocol):
     ) -> Sequence[Mapping[str, object]]: ...
 
 
-class MarketoDirectory(FieldDirectory, Protocol):
+class MarketoDirectory(FieldDirectory, ListReader, Protocol):
     """Every read `check_online` makes; it never writes."""
 
     async def find_folder(self, name: str) -> FolderInfo | None: ...
-    async def find_list_by_name(self, name: str) -> ListInfo | None: ...
-    async def get_list(self, list_id: ListId) -> ListInfo | None: ...
 
 
 def _mapping_pairs(settings: Settings) -> list[tuple[str, str]]:
@@ -100,11 +98,11 @@ async def _list_problems(
     problems: list[str] = []
     to_create: list[str] = []
     for index, audience in enumerate(audiences):
-        ref = audience.list_ref
-        if ref.id is not None and await client.get_list(ListId(ref.id)) is None:
-            problems.append(f"audiences[{index}].list.id: static list {ref.id} not found")
-        elif ref.name is not None and await client.find_list_by_name(ref.name) is None:
-            to_create.append(f"audiences[{index}].list.name")
+        try:
+            if await find_list(client, index, audience) is None:
+                to_create.append(f"audiences[{index}].list.name")
+        except ConfigError as exc:  # every missing list is named, not only the first
+            problems.append(str(exc))
     if to_create and await client.find_folder(folder_name) is None:
         problems.append(
             f"marketo.list_folder: folder {folder_name!r} not found; "

@@ -40,8 +40,9 @@ def _chosen(
     return [(i, a) for i, a in enumerate(audiences) if only is None or a.id in only]
 
 
-async def _find(directory: ListReader, index: int, audience: Audience) -> ListId | None:
-    """The audience's list id; None for a list by name that does not exist (yet)."""
+async def find_list(directory: ListReader, index: int, audience: Audience) -> ListId | None:
+    """The list of `audiences[index]`; None for a list by name that does not exist (yet); a
+    ConfigError for a list by id that does not exist."""
     ref = audience.list_ref
     if ref.id is not None:
         found = await directory.get_list(ListId(ref.id))
@@ -59,7 +60,7 @@ async def find_lists(
     """Each audience's list id as `resolve_lists` finds it, creating nothing: a list by name
     that does not exist is None (`resync --dry-run` counts its creation)."""
     return {
-        AudienceId(audience.id): await _find(directory, index, audience)
+        AudienceId(audience.id): await find_list(directory, index, audience)
         for index, audience in _chosen(audiences, only)
     }
 
@@ -84,7 +85,7 @@ async def resolve_lists(
     chosen = _chosen(audiences, only)
     for step, (index, audience) in enumerate(chosen, start=1):
         on_step(f"finding lists {step}/{len(chosen)}")
-        found = await _find(directory, index, audience)
+        found = await find_list(directory, index, audience)
         if found is None:
             assert audience.list_ref.name is not None  # a list by id is found or refused
             folder = folder or await directory.find_folder(folder_name)
