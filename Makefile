@@ -38,7 +38,7 @@ format: install
 
 demo: install  ## broker, sandbox, worker, generator and Prometheus (if installed); Ctrl-C stops all
 	$(PY) -m worker.kafka.localbroker fetch
-	$(PY) -m worker.demo
+	$(PY) -m worker.commands.demo
 
 bench: install  ## the benchmark: scenarios on a real broker and the sandbox (not part of make test)
 	$(PY) -m worker.kafka.localbroker fetch

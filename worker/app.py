@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import structlog
 
-from worker.checks import startup_checks
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, ListId, ProfileId
 from worker.core.ledger import OffsetLedger
@@ -32,9 +31,10 @@ from worker.kafka.topics import ensure_topics, max_message_bytes
 from worker.loop import Loop, LoopSettings
 from worker.marketo.client import MarketoClient, connect
 from worker.marketo.limiter import Limiter, limiter_for
-from worker.provisioning import resolve_lists
 from worker.settings import Settings
-from worker.startup import StartUp
+from worker.startup.checks import startup_checks
+from worker.startup.progress import StartUp
+from worker.startup.provisioning import resolve_lists
 from worker.telemetry.http import start_http
 from worker.telemetry.metrics import Metrics
 from worker.telemetry.observer import MetricsObserver

@@ -7,27 +7,21 @@ are logged every 60 s and at shutdown. It consumes as group `<group_id>.dry-run`
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 
 from worker import app
-from worker.config_file import load_settings
 from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, LeadId, ListId
-from worker.errors import ConfigError
 from worker.kafka.topics import ensure_topics
 from worker.marketo.limiter import limiter_for
 from worker.settings import Audience, Settings
-from worker.telemetry.logging import configure
 from worker.telemetry.metrics import Metrics
 
 log = structlog.get_logger("worker.dryrun")
@@ -171,27 +165,6 @@ async def _report_every(writer: DryRunWriter, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)  # a timer, not a synchronisation
         writer.report()
-
-
-def main(argv: list[str]) -> int:
-    """Parse `CONFIG` and run the dry run (needs no Marketo credentials)."""
-    parser = argparse.ArgumentParser(
-        prog="marketo-worker run --dry-run",
-        description="Evaluate and buffer as the worker does; send nothing; log calls per minute.",
-    )
-    parser.add_argument("config", type=Path, help="the YAML configuration file")
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config, require_credentials=False)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure(settings.telemetry.log_level, settings.telemetry.log_format)
-    try:
-        return asyncio.run(run_dry(settings))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
 
 
 def text_converter(settings: Settings) -> Converter:

@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tests.integration.harness import write_config
 from tests.kafka_support import wait_for
-from worker import create_topics
+from worker.commands import create_topics
 from worker.kafka.localbroker import free_port
 
 pytestmark = pytest.mark.integration

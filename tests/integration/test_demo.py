@@ -24,7 +24,7 @@ def test_demo_fills_lists_and_stops_everything_it_started(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "worker.demo",
+            "worker.commands.demo",
             "--duration-s",
             "45",  # the worker's start-up waits one 20 s budget window to create its lists
             "--rate",
@@ -60,11 +60,12 @@ def _is_zombie_free(pid: int) -> bool:
 
 
 class Demo:
-    """`python -m worker.demo` in its own process group, as a terminal runs a foreground job."""
+    """`python -m worker.commands.demo` in its own process group, as a terminal runs a job."""
 
     def __init__(self, work: Path, stdout: int | IO[bytes]) -> None:
         self.work = work
-        command = [sys.executable, "-m", "worker.demo", "--rate", "50", "--profiles", "500"]
+        command = [sys.executable, "-m", "worker.commands.demo", "--rate", "50"]
+        command += ["--profiles", "500"]
         with (work / "demo.err").open("wb") as err:
             self.proc = subprocess.Popen(
                 [*command, "--work-dir", str(work)],

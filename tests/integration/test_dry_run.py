@@ -34,7 +34,10 @@ AUDIENCES = [
     {"id": "fr", "name": "France", "rule": 'country == "FR"', "list": {"name": "France"}},
     {"id": "webinar", "name": "Webinar", "origin": "upload", "list": {"id": 1064}},
 ]
-CODE = "import sys; from worker.dryrun import main; raise SystemExit(main(sys.argv[1:]))"
+CODE = (
+    "import sys; from worker.commands.run import main; "
+    "raise SystemExit(main([*sys.argv[1:], '--dry-run']))"
+)
 
 
 class DryRunProcess(WorkerProcess):

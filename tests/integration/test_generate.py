@@ -13,8 +13,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from tests.integration.harness import new_input_topic, read_topic, write_config
 from tests.kafka_support import wait_for
+from worker.commands.generate import main
 from worker.core.events import decode
-from worker.generator import main
 
 pytestmark = pytest.mark.integration
 AUDIENCES = [{"id": "webinar", "name": "Webinar", "origin": "upload", "list": {"name": "W"}}]
@@ -72,7 +72,7 @@ def test_sigterm_ends_an_unbounded_run_with_everything_published(
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.generator", str(config), "--rate", "500"],
+            [sys.executable, "-m", "worker", "generate", str(config), "--rate", "500"],
             stdout=stdout,
             stderr=stderr,
         )

@@ -17,8 +17,8 @@ from tests.integration.harness import (
     wait_for_lists,
     write_config,
 )
+from worker.commands.import_audience import main
 from worker.core.uploads import derived_profile_id
-from worker.importer import main
 from worker.sandbox.process import SandboxProcess
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from tests.fakes import RecordingLimiter
 from tests.integration.harness import new_input_topic, write_config
 from tests.kafka_support import create_topic
-from worker.checks import main_validate_online, startup_checks
+from worker.commands.validate import validate_online
 from worker.config_file import load_settings
 from worker.errors import ConfigError
 from worker.kafka.localbroker import free_port
@@ -26,6 +26,7 @@ from worker.marketo.client import MarketoClient
 from worker.marketo.transport import Transport
 from worker.sandbox.process import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxProcess
 from worker.settings import Settings
+from worker.startup.checks import startup_checks
 
 pytestmark = pytest.mark.integration
 ENV = {"MARKETO_CLIENT_ID": DEFAULT_CLIENT_ID, "MARKETO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}
@@ -78,7 +79,7 @@ class Online:
 
     def validate(self, **changes: Any) -> tuple[int, str, str]:
         """Run `validate --online`'s main on `settings(**changes)`: exit code, stdout, stderr."""
-        code = main_validate_online(self.settings(**changes))
+        code = validate_online(self.settings(**changes))
         out, err = self.capsys.readouterr()
         return code, out, err
 

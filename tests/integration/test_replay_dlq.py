@@ -73,7 +73,10 @@ def fixed_config(dead: DeadLetters, tmp_path: Path) -> Path:
 
 def replay(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `replay-dlq CONFIG ARGS` in a child process (no Marketo credentials needed)."""
-    code = "import sys; from worker.replay import main; raise SystemExit(main(sys.argv[1:]))"
+    code = (
+        "import sys; from worker.commands.replay_dlq import main; "
+        "raise SystemExit(main(sys.argv[1:]))"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETO_")}
     return subprocess.run(
         [sys.executable, "-c", code, str(config), *args],

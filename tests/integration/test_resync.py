@@ -142,7 +142,7 @@ def drifted(converged: tuple[SandboxProcess, Path]) -> Drifted:
 
 def test_dry_run_reports_exactly_the_two_differences(drifted: Drifted) -> None:
     """`resync --dry-run` lists the missing member to add and the stranger to remove, 2 calls."""
-    result = run_command("worker.resync", str(drifted.config), "--dry-run")
+    result = run_command("worker.commands.resync", str(drifted.config), "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
     assert row(result.stdout, "fr")[2:] == ["5", "5", "1", "1"]  # in Marketo, desired, +, -
     assert f"fr: + leads {drifted.dropped}\n" in result.stdout
@@ -153,14 +153,14 @@ def test_dry_run_reports_exactly_the_two_differences(drifted: Drifted) -> None:
 def test_dry_run_sends_no_membership_or_lead_call(drifted: Drifted) -> None:
     """`resync --dry-run` only reads: the sandbox counts no sync, add or remove call."""
     before = membership_calls(drifted.sandbox)
-    result = run_command("worker.resync", str(drifted.config), "--dry-run")
+    result = run_command("worker.commands.resync", str(drifted.config), "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
     assert membership_calls(drifted.sandbox) == before
 
 
 def test_resync_makes_the_list_exact_again(drifted: Drifted) -> None:
     """`resync` adds the missing member back and removes the stranger, and says so."""
-    result = run_command("worker.resync", str(drifted.config))
+    result = run_command("worker.commands.resync", str(drifted.config))
     assert result.returncode == 0, result.stderr[-3000:]
     assert list_members(drifted.sandbox)["France"] == WANTED
     assert row(result.stdout, "fr")[1:] == ["5", "5", "1", "1", "1", "1", "0"]
@@ -168,9 +168,9 @@ def test_resync_makes_the_list_exact_again(drifted: Drifted) -> None:
 
 def test_resync_of_an_exact_list_changes_nothing(drifted: Drifted) -> None:
     """A second `resync` finds nothing to do and sends no membership call."""
-    assert run_command("worker.resync", str(drifted.config)).returncode == 0
+    assert run_command("worker.commands.resync", str(drifted.config)).returncode == 0
     before = membership_calls(drifted.sandbox)
-    result = run_command("worker.resync", str(drifted.config))
+    result = run_command("worker.commands.resync", str(drifted.config))
     assert result.returncode == 0, result.stderr[-3000:]
     assert row(result.stdout, "fr")[3:] == ["0", "0", "0", "0", "0"]
     assert membership_calls(drifted.sandbox) == before
@@ -186,7 +186,7 @@ def test_audience_option_errors_name_the_audience_key_in_the_file(
     settings["audiences"] = [*AUDIENCES, missing]
     second = tmp_path / "two-audiences.yaml"
     second.write_text(yaml.safe_dump(settings))
-    result = run_command("worker.resync", str(second), "--audience", "x")
+    result = run_command("worker.commands.resync", str(second), "--audience", "x")
     assert result.returncode == 2, result.stderr[-3000:]
     # log lines share stderr; the error is the last line
     assert result.stderr.splitlines()[-1] == "audiences[1].list.id: static list 4242 not found"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from worker.commands.demo import CONFIG, summary
 from worker.config_file import load_settings
-from worker.demo import CONFIG, summary
 from worker.settings import Settings
 from worker.telemetry.window import RecentSamples, Samples
 

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
+from worker.commands.generate import ProfileEvents, TokenBucket, main
 from worker.config_file import load_settings
 from worker.core.events import RFC3339_PATTERN, EventOp, ProfileUpdate, decode
-from worker.generator import ProfileEvents, TokenBucket, main
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_SCHEMA = Draft202012Validator(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from worker.importer import _Counts, _Progress, progress_line
+from worker.commands.import_audience import _Counts, _Progress, progress_line
 
 
 def test_progress_line_shows_bar_percent_counts_rate_and_eta() -> None:

@@ -9,8 +9,8 @@ import pytest
 from worker.core.ids import ListId
 from worker.errors import ConfigError
 from worker.marketo.responses import FolderInfo, ListInfo
-from worker.provisioning import resolve_lists
 from worker.settings import Audience
+from worker.startup.provisioning import find_lists, resolve_lists
 
 
 class OneList:
@@ -75,3 +75,18 @@ def test_each_step_is_reported_with_its_count() -> None:
     steps: list[str] = []
     asyncio.run(resolve_lists(WithFolder(), [AUDIENCES[0], new], "Audiences", on_step=steps.append))
     assert steps == ["finding lists 1/2", "finding lists 2/2", "creating lists 2/2"]
+
+
+def test_finding_creates_nothing_and_gives_none_for_a_missing_list_by_name() -> None:
+    """`find_lists` (resync's dry run) returns France's list and None for Germany, creating none."""
+    new = Audience.model_validate(
+        {"id": "de", "name": "Germany", "rule": 'country == "DE"', "list": {"name": "Germany"}}
+    )
+    assert asyncio.run(find_lists(OneList(), [AUDIENCES[0], new])) == {"fr": 7, "de": None}
+
+
+def test_finding_names_a_missing_list_by_id_by_its_audience_key() -> None:
+    """`find_lists` refuses a list given by id that does not exist, as start-up does."""
+    with pytest.raises(ConfigError) as raised:
+        asyncio.run(find_lists(OneList(), AUDIENCES, only=frozenset({"x"})))
+    assert str(raised.value) == "audiences[1].list.id: static list 4242 not found"

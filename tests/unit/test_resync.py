@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from tests.fakes import Result
+from worker.commands.resync import Repair
 from worker.core import drift
 from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, LeadId, ListId
 from worker.flusher import LeadFields
-from worker.resync import Repair
 
 A = AudienceId("a")
 

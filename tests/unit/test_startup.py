@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from worker.errors import ConfigError
-from worker.startup import StartUp
+from worker.startup.progress import StartUp
 from worker.telemetry.http import start_http
 
 

@@ -3,23 +3,33 @@
 Never counted, never limited, no token needed.
 """
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 import orjson
 from aiohttp import web
 
 from worker.sandbox import faults as fault_rules
-from worker.sandbox.store import snapshot
+from worker.sandbox.gate import Gate
+from worker.sandbox.identity import TokenBook
+from worker.sandbox.store import Store, snapshot
 
-if TYPE_CHECKING:
-    from worker.sandbox.server import Sandbox
+
+class Inspected(Protocol):
+    """What the admin endpoints read and change of a sandbox (worker.sandbox.server.Sandbox)."""
+
+    store: Store
+    gate: Gate
+    tokens: TokenBook
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
 
 
 def _json(payload: object, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")
 
 
-def stats(sandbox: "Sandbox") -> dict[str, object]:
+def stats(sandbox: Inspected) -> dict[str, object]:
     """Calls per endpoint and code, peaks of the window and of concurrency, quota used."""
     gate = sandbox.gate
     now_s, wall_s = sandbox.clock(), sandbox.wall_clock()
@@ -35,7 +45,7 @@ def stats(sandbox: "Sandbox") -> dict[str, object]:
     }
 
 
-async def _set_faults(sandbox: "Sandbox", request: web.Request) -> web.Response:
+async def _set_faults(sandbox: Inspected, request: web.Request) -> web.Response:
     try:
         spec = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
@@ -54,7 +64,7 @@ async def _set_faults(sandbox: "Sandbox", request: web.Request) -> web.Response:
     return _json(fault_rules.describe(gate.faults, now_s))
 
 
-async def handle(sandbox: "Sandbox", request: web.Request) -> web.Response:
+async def handle(sandbox: Inspected, request: web.Request) -> web.Response:
     """Answer a `/_sandbox/...` request."""
     path, method = request.path, request.method
     if path == "/_sandbox/state" and method == "GET":

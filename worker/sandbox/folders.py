@@ -5,15 +5,12 @@ System folders follow a fresh instance (`/Lead Database/Default/Group Lists`, id
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import orjson
 
 from worker.sandbox.envelope import ApiError, Reply, asset_date, asset_ok
 from worker.sandbox.params import Call, int_param
-
-if TYPE_CHECKING:
-    from worker.sandbox.store import Store
 
 USER_FOLDER_FIRST_ID = 1001
 _LIST_HOLDERS = frozenset({"List", "Marketing Folder"})
@@ -142,7 +139,14 @@ def not_found_warning() -> tuple[str, ...]:
     return (_NOT_FOUND,)
 
 
-def folder_by_name(store: "Store", call: Call) -> Reply:
+class HasFolders(Protocol):
+    """What the folder endpoints read of the store (worker.sandbox.store.Store): its tree."""
+
+    @property
+    def folders(self) -> Mapping[int, Folder]: ...
+
+
+def folder_by_name(store: HasFolders, call: Call) -> Reply:
     """`GET /rest/asset/v1/folder/byName.json?name=…[&root=…]`: every folder with that name."""
     name = call.params.get("name")
     if not name:
@@ -155,7 +159,7 @@ def folder_by_name(store: "Store", call: Call) -> Reply:
     return asset_ok(call.rid, [folder_json(f) for f in found])
 
 
-def folders(store: "Store", call: Call) -> Reply:
+def folders(store: HasFolders, call: Call) -> Reply:
     """`GET /rest/asset/v1/folders.json` with `root`, `maxDepth`, `offset`, `maxReturn`."""
     root = call.params.get("root")
     root_id = parse_folder_ref(root, "root") if root else None
@@ -168,7 +172,7 @@ def folders(store: "Store", call: Call) -> Reply:
     return asset_ok(call.rid, [folder_json(f) for f in found])
 
 
-def folder_by_id(store: "Store", call: Call) -> Reply:
+def folder_by_id(store: HasFolders, call: Call) -> Reply:
     """`GET /rest/asset/v1/folder/{id}.json`."""
     found = store.folders.get(call.path_id)
     if found is None:

@@ -8,10 +8,12 @@ import pytest
 import yaml
 from confluent_kafka import KafkaError, KafkaException
 
-from worker import replay, resync
+from worker.commands import replay_dlq as replay
+from worker.commands import resync
 from worker.errors import ConfigError
 from worker.kafka import replay as kafka_replay
 from worker.kafka.replay import partition_count
+from worker.telemetry import logging as telemetry_logging
 
 CONFIG = {
     "kafka": {"bootstrap_servers": "127.0.0.1:9"},
@@ -41,8 +43,7 @@ class UnreachableConsumer:
 def no_kafka(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Kafka cannot be reached; return a config file; commands log nowhere (no global setup)."""
     monkeypatch.setattr(kafka_replay, "Consumer", UnreachableConsumer)
-    monkeypatch.setattr(resync, "configure", lambda *args: None)
-    monkeypatch.setattr(replay, "configure", lambda *args: None)
+    monkeypatch.setattr(telemetry_logging, "configure", lambda *args: None)  # the runner's
     monkeypatch.setenv("MARKETO_CLIENT_ID", "the-client")
     monkeypatch.setenv("MARKETO_CLIENT_SECRET", "s3cr3t-value")
     path = tmp_path / "config.yaml"

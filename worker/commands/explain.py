@@ -13,13 +13,13 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import orjson
 
-from worker.config_file import load_settings
+from worker.commands.command import Command, config_parser
+from worker.commands.exit_codes import ExitCode
 from worker.core import snapshot
 from worker.core.ids import AudienceId
 from worker.core.membership import AudienceRule, Audiences
@@ -30,35 +30,31 @@ from worker.kafka.replay import partition_count
 from worker.settings import Settings
 from worker.telemetry.logging import email_hash
 
-EXIT_FOUND, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
 
-
-def main(argv: list[str]) -> int:
-    """Parse `explain CONFIG PROFILE_ID [--json] [--timeout-s S]`; return the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="marketo-worker explain",
+def arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse `explain CONFIG PROFILE_ID [--json] [--timeout-s S]`."""
+    parser = config_parser(
+        "explain",
         description="Show a profile's state: attributes, each audience's verdict, Marketo's.",
         epilog="exit codes: 0 the profile was found; 1 it is not in the state; 2 configuration "
         "error or Kafka unreachable",
     )
-    parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument("profile_id", help="the profile id (the input record's key)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--timeout-s", type=float, default=60.0, help="give up reading after")
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config, require_credentials=False)
-        found = find_state(settings, args.profile_id, time.monotonic() + args.timeout_s)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_ERROR
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> ExitCode:
+    """Find the profile's state and print the report (a Kafka problem is the runner's exit 2)."""
+    found = find_state(settings, args.profile_id, time.monotonic() + args.timeout_s)
     if found is None:
         print(f"profile {args.profile_id!r} is not in the state topic", file=sys.stderr)
-        return EXIT_NOT_FOUND
+        return ExitCode.NOT_FOUND
     partition, state = found
     report = explain(settings, args.profile_id, partition, state)
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() if args.json else text(report))
-    return EXIT_FOUND
+    return ExitCode.OK
 
 
 def find_state(
@@ -169,3 +165,7 @@ def text(report: Mapping[str, Any]) -> str:
         if verdict["why_not"]:
             lines.append(f"    not a member: {verdict['why_not']}")
     return "\n".join(lines)
+
+
+COMMAND = Command(arguments, run)
+main = COMMAND.main

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from worker.config_file import load_settings
+from worker.commands.command import Command, config_parser
+from worker.commands.exit_codes import ExitCode
 from worker.core.ids import AudienceId
 from worker.core.uploads import (
     BadRow,
@@ -32,10 +33,6 @@ from worker.errors import ConfigError
 from worker.kafka.events_producer import EventsProducer
 from worker.settings import Settings
 
-EXIT_BAD_ROWS = 1
-EXIT_USAGE = 2  # configuration, audience, file or header problems: nothing was published
-EXIT_NOT_PUBLISHED = 3  # Kafka refused some events for good
-EXIT_INTERRUPTED = 130
 _PROGRESS_EVERY_S = 0.2
 _PLAIN_PROGRESS_EVERY_S = 10.0  # a log file, not a terminal: a line now and then
 
@@ -120,15 +117,10 @@ def _plural(count: int, noun: str) -> str:
     return noun if count == 1 else noun + "s"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run `import-audience CONFIG AUDIENCE_ID FILE.csv [--exit]`; return the exit code."""
-    args = _parser().parse_args(argv)
-    try:
-        settings = load_settings(args.config, require_credentials=False)
-        audience = _upload_audience(settings, args.audience_id)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+def run(args: argparse.Namespace, settings: Settings) -> ExitCode:
+    """Import the file for the audience (a ConfigError, nothing published, is the runner's
+    exit 2)."""
+    audience = _upload_audience(settings, args.audience_id)
     target = _Target(
         audience, "exited" if args.exit else "realized", settings.kafka.max_event_bytes
     )
@@ -137,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         handle = args.file.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with handle:
         return _import(settings, target, handle, _Progress(sys.stderr, *_file_size(handle)))
 
@@ -155,15 +147,15 @@ def _file_size(handle: TextIO) -> tuple[int, Callable[[], int]]:
     return size, buffer.tell
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="marketo-worker import-audience",
+def arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse `import-audience CONFIG AUDIENCE_ID FILE.csv [--exit]`."""
+    parser = config_parser(
+        "import-audience",
         description="Publish one membership event per CSV row for an `origin: upload` audience.",
         epilog="exit codes: 0 every row published; 1 some rows were bad (listed by line, the "
         "others published); 2 configuration, audience, file or header problem (nothing "
         "published); 3 Kafka refused some events; 130 interrupted",
     )
-    parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument("audience_id", help="an audience of the config with origin: upload")
     parser.add_argument(
         "file", type=Path, help="CSV with a header: email, [profile_id], [ecid], ..."
@@ -171,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--exit", action="store_true", help="the people in the file exit the audience"
     )
-    return parser
+    return parser.parse_args(argv)
 
 
 def _upload_audience(settings: Settings, audience_id: str) -> AudienceId:
@@ -187,15 +179,11 @@ def _upload_audience(settings: Settings, audience_id: str) -> AudienceId:
     raise ConfigError(f"audience {audience_id!r} is not in the config (upload audiences: {known})")
 
 
-def _import(settings: Settings, target: _Target, handle: TextIO, progress: _Progress) -> int:
+def _import(settings: Settings, target: _Target, handle: TextIO, progress: _Progress) -> ExitCode:
     rows = records(handle)
-    try:
-        header = _header(rows)
-        producer = EventsProducer(settings.kafka.client_config(), settings.kafka.topic)
-        producer.check_topic(timeout_s=15)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+    header = _header(rows)  # a ConfigError here or at the topic check: nothing published yet
+    producer = EventsProducer(settings.kafka.client_config(), settings.kafka.topic)
+    producer.check_topic(timeout_s=15)
     counts = _Counts()
     interrupted = False
     try:
@@ -256,7 +244,7 @@ def _event(
     )
 
 
-def _summary(producer: EventsProducer, counts: _Counts, interrupted: bool) -> int:
+def _summary(producer: EventsProducer, counts: _Counts, interrupted: bool) -> ExitCode:
     imported, bad = producer.delivered, counts.bad
     print(f"imported {imported} {_plural(imported, 'row')}, {bad} bad {_plural(bad, 'row')}")
     if producer.failed:
@@ -264,11 +252,11 @@ def _summary(producer: EventsProducer, counts: _Counts, interrupted: bool) -> in
             f"{producer.failed} events were not published: {producer.first_error}",
             file=sys.stderr,
         )
-        return EXIT_NOT_PUBLISHED
+        return ExitCode.NOT_PUBLISHED
     if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_BAD_ROWS if counts.bad else 0
+        return ExitCode.INTERRUPTED
+    return ExitCode.INCOMPLETE if counts.bad else ExitCode.OK
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+COMMAND = Command(arguments, run)
+main = COMMAND.main

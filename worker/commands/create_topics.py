@@ -9,11 +9,10 @@ partition count as the input, the state topic compacted). Running it again chang
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-from worker.config_file import load_settings
+from worker.commands.command import Command, config_parser
+from worker.commands.exit_codes import ExitCode
 from worker.errors import ConfigError
 from worker.kafka.topics import create_topic_if_missing, ensure_topics, topic_partitions
 from worker.settings import Settings
@@ -61,15 +60,14 @@ def _wait_visible(config: dict[str, str], topic: str) -> None:
         time.sleep(0.2)  # the broker offers nothing to wait on: poll its metadata
 
 
-def main(argv: list[str]) -> int:
-    """Parse `create-topics CONFIG [--partitions N]` and run it; return the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="marketo-worker create-topics",
+def arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse `create-topics CONFIG [--partitions N]`."""
+    parser = config_parser(
+        "create-topics",
         description="Create the input, dead-letter, rejections and state topics of a config.",
         epilog="exit codes: 0 every topic exists (created or already there); 2 configuration "
         "error, Kafka unreachable or a topic that could not be created",
     )
-    parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument(
         "--partitions",
         type=int,
@@ -80,11 +78,14 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.partitions < 1:
         parser.error("--partitions must be at least 1")
-    try:
-        settings = load_settings(args.config, require_credentials=False)  # Kafka only
-        lines = create_topics(settings, args.partitions)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    print("\n".join(lines))
-    return 0
+    return args
+
+
+def run(args: argparse.Namespace, settings: Settings) -> ExitCode:
+    """Create the topics and say what was done (Kafka only: no Marketo credentials needed)."""
+    print("\n".join(create_topics(settings, args.partitions)))
+    return ExitCode.OK
+
+
+COMMAND = Command(arguments, run)
+main = COMMAND.main

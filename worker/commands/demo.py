@@ -34,7 +34,7 @@ from worker.sandbox.process import SandboxProcess, SandboxStartError
 from worker.settings import Settings
 from worker.telemetry.window import RecentSamples, Samples, total
 
-CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "local" / "config.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "local" / "config.yaml"
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-secret"
 REFRESH_S = 3.0  # how often the summary prints
 SPAN_S = 30.0  # the figures are over this many recent seconds
@@ -268,7 +268,7 @@ def start_all(
     if stop:
         return
     children.start("worker", [py, "-m", "worker", "run", str(CONFIG)], env, work / "worker.log")
-    generator = [py, "-m", "worker.generator", str(CONFIG), "--rate", str(rate)]
+    generator = [py, "-m", "worker", "generate", str(CONFIG), "--rate", str(rate)]
     generator += ["--profiles", str(profiles)]
     children.start("generator", generator, env, work / "generator.log")
     console.say(f"worker metrics: http://127.0.0.1:{metrics_port}/metrics")
@@ -327,8 +327,8 @@ def watch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m worker.demo [--duration-s S] [--rate N] [--profiles P] [--work-dir DIR]`."""
-    parser = argparse.ArgumentParser(prog="python -m worker.demo", description=__doc__)
+    """Parse `[--duration-s S] [--rate N] [--profiles P] [--work-dir DIR]`; run the demo."""
+    parser = argparse.ArgumentParser(prog="python -m worker.commands.demo", description=__doc__)
     parser.add_argument("--duration-s", type=float, help="stop after this long (default: Ctrl-C)")
     parser.add_argument("--rate", type=int, default=100, help="generated events per second")
     parser.add_argument("--profiles", type=int, default=5_000, help="distinct profiles")

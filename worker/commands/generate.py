@@ -1,7 +1,7 @@
 """The generate command: realistic profile events for demos and benchmarks.
 
 `ProfileEvents` decides what each event says from an injected `random.Random` and the `now_ms`
-it is given, so a seed replays the same stream; `main` paces, produces and reports progress.
+it is given, so a seed replays the same stream; `run` paces, produces and reports progress.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Final, TypeVar
 
 import orjson
 
-from worker.config_file import load_settings
-from worker.errors import ConfigError
+from worker.commands.command import Command, config_parser
+from worker.commands.exit_codes import ExitCode
 from worker.kafka.events_producer import EventsProducer
+from worker.settings import Settings
 
 # Values chosen so that every rule of deploy/local/config.yaml matches some profiles and not
 # others, and so that patches move people in and out (country, ltv, tags, plan, last_seen, city).
@@ -52,7 +52,6 @@ _SEEN_WITHIN_DAYS: Final = 120  # active-pro reads < 30 days, churn-risk >= 60
 _DELETE_SHARE: Final = 0.05
 _UPSERT_SHARE: Final = 0.30  # the rest (65 %) are patches
 T = TypeVar("T")
-EXIT_NOT_PUBLISHED = 3
 _UNPACED_CHUNK = 1_000  # events between two looks at the clock and the signals when unpaced
 
 
@@ -229,21 +228,10 @@ class _Progress:
         self.last, self.last_count = now, count
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run `generate CONFIG --rate N [--profiles P] [--count C] [--seed S] [--duration-s D]`."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    # None means "no limit"; an explicit 0 is refused like any other count below 1
-    count_bad = args.count is not None and args.count < 1
-    if args.rate < 0 or args.profiles < 1 or count_bad or (args.duration_s or 0) < 0:
-        parser.error("--rate and --duration-s must be >= 0; --profiles and --count >= 1")
-    try:
-        settings = load_settings(args.config, require_credentials=False)
-        producer = EventsProducer(settings.kafka.client_config(), settings.kafka.topic)
-        producer.check_topic(timeout_s=15)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace, settings: Settings) -> ExitCode:
+    """Publish until the count, the duration or a signal; print what was done."""
+    producer = EventsProducer(settings.kafka.client_config(), settings.kafka.topic)
+    producer.check_topic(timeout_s=15)  # a ConfigError: the runner's exit 2
     uploads = [a.id for a in settings.audiences if a.origin == "upload"]
     events = ProfileEvents(random.Random(args.seed), args.profiles, uploads)
     started = time.monotonic()
@@ -257,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{producer.failed} events were not published: {producer.first_error}", file=sys.stderr
         )
-        return EXIT_NOT_PUBLISHED
-    return 0
+        return ExitCode.NOT_PUBLISHED
+    return ExitCode.OK
 
 
 def _generate(
@@ -289,14 +277,14 @@ def _generate(
     return count
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="marketo-worker generate",
+def arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse `generate CONFIG --rate N [--profiles P] [--count C] [--seed S] [--duration-s D]`."""
+    parser = config_parser(
+        "generate",
         description="Publish realistic profile events to the config's input topic.",
         epilog="exit codes: 0 done; 2 configuration error or Kafka unreachable; 3 Kafka refused "
         "some events",
     )
-    parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument(
         "--rate", type=float, required=True, help="events/s (0: as fast as possible)"
     )
@@ -304,8 +292,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--count", type=int, help="stop after this many events")
     parser.add_argument("--duration-s", type=float, help="stop after this many seconds")
     parser.add_argument("--seed", type=int, help="seed for a repeatable stream")
-    return parser
+    args = parser.parse_args(argv)
+    # None means "no limit"; an explicit 0 is refused like any other count below 1
+    count_bad = args.count is not None and args.count < 1
+    if args.rate < 0 or args.profiles < 1 or count_bad or (args.duration_s or 0) < 0:
+        parser.error("--rate and --duration-s must be >= 0; --profiles and --count >= 1")
+    return args
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+COMMAND = Command(arguments, run)
+main = COMMAND.main

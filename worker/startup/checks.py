@@ -2,28 +2,25 @@
 
 `startup_checks` is what `run` does before consuming (a problem is a ConfigError); `check_online`
 is `validate --online`: the same field checks plus the lists `run` would find or create, without
-creating anything; `main_validate_online` adds Kafka (reach, the input topic, the output topics
+creating anything; `online_problems` adds Kafka (reach, the input topic, the output topics
 `run` would create). Every problem names its configuration key.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
 from worker.core.fields import Converter, FieldSpec, check_mapping
-from worker.core.ids import ListId
 from worker.core.marketo_api import NOT_A_LOOKUP_FIELD
 from worker.errors import ConfigError, MarketoError, RequestRejected
-from worker.kafka.logs import LOGGER as KAFKA_LOGGER
 from worker.kafka.preflight import TopicReport, inspect_topics
 from worker.marketo.client import connect
-from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo
+from worker.marketo.responses import FieldInfo, FolderInfo
 from worker.settings import Audience, Settings
+from worker.startup.provisioning import ListReader, find_list
 
 _PROBE_VALUE = "0"  # matches no lead, and is valid for the string, email and integer keys
 _VALIDATE_ATTEMPTS = 2  # validate should answer quickly when Marketo is unreachable
@@ -38,12 +35,10 @@ class FieldDirectory(Protocol):
     ) -> Sequence[Mapping[str, object]]: ...
 
 
-class MarketoDirectory(FieldDirectory, Protocol):
+class MarketoDirectory(FieldDirectory, ListReader, Protocol):
     """Every read `check_online` makes; it never writes."""
 
     async def find_folder(self, name: str) -> FolderInfo | None: ...
-    async def find_list_by_name(self, name: str) -> ListInfo | None: ...
-    async def get_list(self, list_id: ListId) -> ListInfo | None: ...
 
 
 def _mapping_pairs(settings: Settings) -> list[tuple[str, str]]:
@@ -103,11 +98,11 @@ async def _list_problems(
     problems: list[str] = []
     to_create: list[str] = []
     for index, audience in enumerate(audiences):
-        ref = audience.list_ref
-        if ref.id is not None and await client.get_list(ListId(ref.id)) is None:
-            problems.append(f"audiences[{index}].list.id: static list {ref.id} not found")
-        elif ref.name is not None and await client.find_list_by_name(ref.name) is None:
-            to_create.append(f"audiences[{index}].list.name")
+        try:
+            if await find_list(client, index, audience) is None:
+                to_create.append(f"audiences[{index}].list.name")
+        except ConfigError as exc:  # every missing list is named, not only the first
+            problems.append(str(exc))
     if to_create and await client.find_folder(folder_name) is None:
         problems.append(
             f"marketo.list_folder: folder {folder_name!r} not found; "
@@ -162,19 +157,7 @@ def _kafka_report(settings: Settings) -> TopicReport:
     )
 
 
-def main_validate_online(settings: Settings) -> int:
-    """`marketo-worker validate CONFIG --online`: print the problems (exit 2) or that all is OK."""
-    # the verdict names a Kafka problem; librdkafka's reconnect lines would only bury it
-    KAFKA_LOGGER.setLevel(logging.CRITICAL)
+def online_problems(settings: Settings) -> tuple[TopicReport, list[str]]:
+    """`validate --online`'s checks: Kafka's report, and every problem in Kafka then Marketo."""
     kafka = _kafka_report(settings)
-    problems = kafka.problems + asyncio.run(_check_with_client(settings))
-    if problems:
-        print("online checks failed:", *problems, sep="\n", file=sys.stderr)
-        return 2
-    created = ", ".join(kafka.to_create) or "none"
-    print(
-        f"kafka OK: input topic {settings.kafka.topic!r} has {kafka.partitions} partitions; "
-        f"output topics start-up would create: {created}"
-    )
-    print(f"online checks OK: {len(settings.mapping)} mappings, {len(settings.audiences)} lists")
-    return 0
+    return kafka, kafka.problems + asyncio.run(_check_with_client(settings))

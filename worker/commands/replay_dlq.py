@@ -13,17 +13,16 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TextIO
 
 import structlog
 
-from worker.config_file import load_settings
+from worker.commands.command import Command, config_parser
+from worker.commands.exit_codes import ExitCode
 from worker.core.events import TsWindow, decode
 from worker.errors import ConfigError, PoisonMessage
 from worker.kafka.replay import DeadLetter, DeadLetterReader, InputRepublisher, partition_count
 from worker.settings import Settings
-from worker.telemetry.logging import configure
 
 log = structlog.get_logger("worker.replay")
 SAMPLES = 5  # failing records shown with their position
@@ -51,16 +50,15 @@ class Summary:
     delivered: bool = True
 
 
-def main(argv: list[str]) -> int:
-    """Parse `replay-dlq CONFIG [--dry-run] [--max N]` and run it; return the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="marketo-worker replay-dlq",
+def arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse `replay-dlq CONFIG [--dry-run] [--max N] [--from-beginning]`."""
+    parser = config_parser(
+        "replay-dlq",
         description="Re-publish dead letters that are valid under the current configuration.",
         epilog="exit codes: 0 every dead letter read was replayed; 1 some still fail (listed; "
         "they stay in the topic) or were not all delivered; 2 configuration error or Kafka "
         "unreachable",
     )
-    parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument(
         "--dry-run", action="store_true", help="report what would be replayed; publish nothing"
     )
@@ -73,21 +71,16 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.max is not None and args.max < 1:
         parser.error("--max must be at least 1")
-    try:
-        settings = load_settings(args.config, require_credentials=False)  # Kafka only
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure(settings.telemetry.log_level, settings.telemetry.log_format)
-    try:
-        summary = replay(
-            settings, dry_run=args.dry_run, limit=args.max, from_beginning=args.from_beginning
-        )
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    return args
+
+
+def run(args: argparse.Namespace, settings: Settings) -> ExitCode:
+    """Replay once and print the summary (Kafka only: no Marketo credentials needed)."""
+    summary = replay(
+        settings, dry_run=args.dry_run, limit=args.max, from_beginning=args.from_beginning
+    )
     print_summary(summary, dry_run=args.dry_run, out=sys.stdout)
-    return 0 if summary.delivered and not summary.failing else 1
+    return ExitCode.OK if summary.delivered and not summary.failing else ExitCode.INCOMPLETE
 
 
 def replay(
@@ -173,3 +166,7 @@ def print_summary(summary: Summary, *, dry_run: bool, out: TextIO) -> None:
         print("replayed records were not all delivered: nothing committed, run again", file=out)
     if not summary.complete:
         print("stopped early: no record arrived for a while; run again to continue", file=out)
+
+
+COMMAND = Command(arguments, run, logs=True)
+main = COMMAND.main

@@ -12,14 +12,13 @@ import asyncio
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TextIO, TypeVar
 
 import msgspec
 import structlog
 
-from worker.checks import startup_checks
-from worker.config_file import load_settings
+from worker.commands.command import Command, config_parser
+from worker.commands.exit_codes import ExitCode
 from worker.core import drift, snapshot
 from worker.core.ids import AudienceId, LeadId, ListId
 from worker.core.marketo_api import LEAD_NOT_FOUND, MAX_BATCH, NOT_IN_LIST
@@ -30,9 +29,10 @@ from worker.kafka.changelog import read_partition
 from worker.kafka.replay import partition_count
 from worker.marketo.client import MarketoClient, connect
 from worker.marketo.limiter import limiter_for
-from worker.provisioning import resolve_lists
 from worker.settings import Audience, Settings
-from worker.telemetry.logging import configure, email_hash
+from worker.startup.checks import startup_checks
+from worker.startup.provisioning import find_lists, resolve_lists
+from worker.telemetry.logging import email_hash
 
 log = structlog.get_logger("worker.resync")
 T = TypeVar("T")
@@ -41,44 +41,41 @@ SHOWN = 10  # differences listed per direction and list by --dry-run
 Tally = Counter[str]  # what a repair did to one list: added, removed, refused, unmatched
 
 
-def main(argv: list[str]) -> int:
-    """Parse `resync CONFIG [--audience ID] [--dry-run]` and run it; return the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="marketo-worker resync",
+def arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse `resync CONFIG [--audience ID] [--dry-run]`."""
+    parser = config_parser(
+        "resync",
         description="Compare static lists with the audiences in the worker's state; repair drift.",
         epilog="exit codes: 0 repaired (or, with --dry-run, the differences printed); 1 Marketo "
         "refused something or stopped the run (running again is safe); 2 configuration error, "
         "unknown --audience or Kafka unreachable",
     )
-    parser.add_argument("config", type=Path, help="the YAML configuration file")
     parser.add_argument("--audience", help="only this audience id (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="report the drift; change nothing")
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        return _fail(str(exc), 2)
-    configure(settings.telemetry.log_level, settings.telemetry.log_format)
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> ExitCode:
+    """Resync the chosen audiences (a ConfigError is the runner's exit 2)."""
     chosen = [a for a in settings.audiences if args.audience in (None, a.id)]
     if not chosen:
         known = ", ".join(a.id for a in settings.audiences)
-        return _fail(f"--audience: unknown audience {args.audience!r} (known: {known})", 2)
+        print(f"--audience: unknown audience {args.audience!r} (known: {known})", file=sys.stderr)
+        return ExitCode.USAGE
     try:
         return asyncio.run(resync(settings, chosen, dry_run=args.dry_run, out=sys.stdout))
-    except ConfigError as exc:
-        return _fail(str(exc), 2)
     except MarketoError as exc:  # every repair is idempotent: running again is safe
-        return _fail(f"resync stopped: {exc}", 1)
+        print(f"resync stopped: {exc}", file=sys.stderr)
+        return ExitCode.INCOMPLETE
 
 
-def _fail(message: str, code: int) -> int:
-    print(message, file=sys.stderr)
-    return code
+def _always(_args: argparse.Namespace) -> bool:
+    return True
 
 
 async def resync(
     settings: Settings, audiences: Sequence[Audience], *, dry_run: bool, out: TextIO
-) -> int:
+) -> ExitCode:
     """Read state and lists, then print the drift (dry run) or repair it and print the outcome."""
     wanted = await asyncio.to_thread(read_desired, settings, audiences)
     # an operator action: the whole group budget at once (module docstring)
@@ -88,13 +85,16 @@ async def resync(
     try:
         limiter.observe_usage(await client.usage_today())
         chosen = frozenset(a.id for a in audiences)
-        lists = await _find_lists(
-            client, settings.audiences, chosen, m.list_folder, create=not dry_run
+        # errors name the key in the whole file (`audiences[1].list.id`), not among the chosen
+        lists = (
+            await find_lists(client, settings.audiences, only=chosen)
+            if dry_run  # a dry run only looks: a missing list by name is None
+            else dict(await resolve_lists(client, settings.audiences, m.list_folder, only=chosen))
         )
         drifts = await _survey(client, lists, wanted)
         if dry_run:
             print_plan(drifts, lists, out)
-            return 0
+            return ExitCode.OK
         fields = LeadFields(
             m.lookup_field,
             await startup_checks(settings, client),
@@ -105,7 +105,8 @@ async def resync(
     finally:
         await client.close()
     print_outcome(drifts, tallies, out)
-    return 0 if not any(t["refused"] for t in tallies.values()) else 1
+    refused = any(t["refused"] for t in tallies.values())
+    return ExitCode.INCOMPLETE if refused else ExitCode.OK
 
 
 def read_desired(settings: Settings, audiences: Sequence[Audience]) -> drift.Desired:
@@ -127,37 +128,6 @@ def _latest_states(config: Mapping[str, str], topic: str, partition: int) -> Ite
             yield codec.decode(data)
         except msgspec.DecodeError:
             log.warning("state.corrupt_record", partition=partition)
-
-
-async def _find_lists(
-    client: MarketoClient,
-    configured: Sequence[Audience],
-    chosen: frozenset[str],
-    folder: str,
-    *,
-    create: bool,
-) -> dict[AudienceId, ListId | None]:
-    """The chosen audiences' lists; a dry run only looks (a missing list by name is None).
-
-    `configured` is every audience in the file, so errors name the key an operator must fix
-    (`audiences[1].list.id`), not a position among the ones `--audience` chose.
-    """
-    if create:
-        return dict(await resolve_lists(client, configured, folder, only=chosen))
-    found: dict[AudienceId, ListId | None] = {}
-    for index, audience in enumerate(configured):
-        if audience.id not in chosen:
-            continue
-        ref = audience.list_ref
-        if ref.id is not None:
-            info = await client.get_list(ListId(ref.id))
-            if info is None:
-                raise ConfigError(f"audiences[{index}].list.id: static list {ref.id} not found")
-        else:
-            assert ref.name is not None  # ListRef guarantees exactly one of id or name
-            info = await client.find_list_by_name(ref.name)
-        found[AudienceId(audience.id)] = None if info is None else info.id
-    return found
 
 
 async def _survey(
@@ -330,3 +300,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         f"{row[0]!s:<{width}}" + "".join(f"{cell!s:>12}" for cell in row[1:])
         for row in (header, *rows)
     )
+
+
+COMMAND = Command(arguments, run, credentials=_always, logs=True)
+main = COMMAND.main
