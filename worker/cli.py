@@ -82,6 +82,10 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], ExitCode], str]] = {
         _configured("explain"),
         "show a profile's state and each audience's verdict: explain CONFIG PROFILE_ID [--json]",
     ),
+    "status": (
+        _configured("status"),
+        "each list's members, changes pending and calls left: status CONFIG [--json]",
+    ),
     "validate": (_configured("validate"), "check a configuration file: validate CONFIG [--online]"),
 }
 
