@@ -163,38 +163,29 @@ _COLUMNS = ("audience", "wanted", "in Marketo", "pending adds", "pending removes
 
 
 def text(found: dict[str, Any]) -> str:
-    """The status for a terminal: a header line and one aligned row per audience, then the total."""
+    """The status for a terminal: a header line and one aligned row per audience, then the total;
+    an audience not configured says so in place of its calls and time."""
     budget = found["budget"]
-    rows = [_COLUMNS]
+    rows: list[tuple[str, ...]] = [_COLUMNS]
     for item in found["audiences"]:
         counts = [str(item[k]) for k in ("wanted", "in_marketo", "pending_adds", "pending_removes")]
         if item["configured"]:
-            tail = [str(item["calls"]["total"]), _duration(item["seconds_left"])]
-        else:
-            tail = ["not configured", ""]
-        rows.append((item["audience"], *counts, *tail))
+            counts += [str(item["calls"]["total"]), _duration(item["seconds_left"])]
+        rows.append((item["audience"], *counts))
     total = found["total"]
-    rows.append(
-        (
-            "total",
-            "",
-            "",
-            str(total["pending_adds"]),
-            str(total["pending_removes"]),
-            str(total["calls"]["total"]),
-            _duration(total["seconds_left"]),
-        )
-    )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    pending = (str(total["pending_adds"]), str(total["pending_removes"]))
+    calls = (str(total["calls"]["total"]), _duration(total["seconds_left"]))
+    rows.append(("total", "", "", *pending, *calls))
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(_COLUMNS))]
     lines = [
         f"state topic {found['state_topic']}: {found['profiles']} profiles"
         + (f", {found['unreadable']} unreadable" if found["unreadable"] else "")
         + f"; budget {budget['calls_per_window']} calls per {budget['window_s']:g} s",
     ]
     for row in rows:
-        numbers = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
-        cells = [row[0].ljust(widths[0]), *numbers]
-        lines.append("  ".join(cells).rstrip())
+        numbers = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=False)]
+        note = ["  not configured"] if len(row) < len(_COLUMNS) else []
+        lines.append("  ".join([row[0].ljust(widths[0]), *numbers, *note]).rstrip())
     return "\n".join(lines)
 
 
