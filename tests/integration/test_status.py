@@ -164,3 +164,11 @@ def test_status_shows_pending_adds_and_the_calls_left(kafka_bootstrap: str, tmp_
     assert (fr["seconds_left"], found["total"]["seconds_left"]) == (0.5, 0.5)
     assert isinstance(calls, dict)
     assert {"syncLeads", "addToList"}.isdisjoint(calls)  # the figures are of work not yet sent
+
+
+def test_status_without_a_state_topic_exits_2(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """A state topic that does not exist (the worker never ran) is a configuration error."""
+    topic = new_input_topic(kafka_bootstrap, partitions=1)
+    config = write_config(tmp_path / "c.yaml", kafka_bootstrap, "http://127.0.0.1:9", topic, [FR])
+    done = status(config, "--json")
+    assert (done.returncode, "kafka.state_topic" in done.stderr) == (2, True)
