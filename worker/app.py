@@ -182,6 +182,7 @@ def build_flusher(
     )
     return Flusher(
         Outbox(
+            OffsetLedger(),
             list(edges.list_ids),
             settings.flush.max_batch,
             settings.flush.max_linger_s,
@@ -189,7 +190,6 @@ def build_flusher(
         ),
         edges.writer,
         store,
-        OffsetLedger(),
         publisher,
         metrics,
         edges.list_ids,

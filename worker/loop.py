@@ -98,7 +98,7 @@ class Loop:
         self.flusher = flusher
         self.outbox: Outbox = flusher.outbox
         self.store: StateStore = flusher.store
-        self.ledger: OffsetLedger = flusher.ledger
+        self.ledger: OffsetLedger = flusher.outbox.ledger
         self.audiences = audiences
         self.paths = paths
         self.metrics = metrics
@@ -226,10 +226,7 @@ class Loop:
         if flips:
             self._buffer(event.profile_id, state, record, flips, now)
         # after the list changes: a delete cancels a buffered lead sync, then nothing awaits it
-        erased = self.outbox.erase_if_deleted(
-            event.profile_id, state, lambda: self.ledger.hold(record.partition, record.offset), now
-        )
-        self.ledger.release(erased)
+        self.outbox.erase_if_deleted(event.profile_id, state, record.partition, record.offset, now)
         outcome = Outcome.APPLIED if flips else Outcome.NO_CHANGE
         if state.email is None and not state.deleted:
             outcome = Outcome.UNMATCHED  # no valid match key: never sent
@@ -252,16 +249,15 @@ class Loop:
         flips: Mapping[AudienceId, bool],
         now: float,
     ) -> None:
-        released = self.outbox.enqueue(
+        self.outbox.enqueue(
             profile,
             state,
             flips,
-            lambda: self.ledger.hold(record.partition, record.offset),
+            record.partition,
+            record.offset,
             now,
             explicit=record.offset < self.replay_until.get(record.partition, -1),
         )
-        for hold in released:
-            self.ledger.release(hold)
         for audience, member in flips.items():
             counter = self.changes.get((audience, member))
             if counter is not None:

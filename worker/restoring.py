@@ -18,7 +18,7 @@ import structlog
 
 from worker.core import snapshot
 from worker.core.ids import ProfileId
-from worker.core.ledger import Hold, OffsetLedger
+from worker.core.ledger import OffsetLedger
 from worker.core.membership import Audiences
 from worker.core.outbox import Outbox
 from worker.core.profile import ProfileState
@@ -125,12 +125,11 @@ class Restores:
         self.store.load(partition, image.states)
         for profile, state in restored.changed.items():
             self.store.put(partition, profile, state)
-        epoch = self.ledger.epoch(partition)
         resent = sum(
-            self._resend_unacknowledged(partition, epoch, profile, state)
+            self._resend_unacknowledged(partition, profile, state)
             for profile, state in restored.pending.items()
         )
-        resent += self._erase_again(partition, epoch, restored)
+        resent += self._erase_again(partition, restored)
         if self.store.codec.layout_id not in image.layouts:  # later readers must know it
             self.write_state(partition, *self.store.codec.layout_record())
         if clean:
@@ -168,24 +167,23 @@ class Restores:
         return triage(image, codec, self.audiences, delete_persons=self.outbox.deletes_persons)
 
     def _resend_unacknowledged(
-        self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
+        self, partition: int, profile: ProfileId, state: ProfileState
     ) -> int:
-        """Whatever Marketo has not acknowledged is sent again; return 1 if any."""
+        """Whatever Marketo has not acknowledged is sent again (holding no offset: its event
+        was committed long ago); return 1 if any."""
         pending = state.desired ^ state.acked
-        if not pending or epoch is None:
+        if not pending or self.ledger.epoch(partition) is None:
             return 0
         flips = {audience: audience in state.desired for audience in pending}
-        marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
-        self.outbox.enqueue(profile, state, flips, lambda: marker, self.clock())
+        self.outbox.enqueue(profile, state, flips, partition, None, self.clock())
         return 1
 
-    def _erase_again(self, partition: int, epoch: int | None, restored: Restored) -> int:
+    def _erase_again(self, partition: int, restored: Restored) -> int:
         """Queue again the person deletions a previous owner had not seen answered (its delete
         events, replayed, are stale); each waits for the profile's list removals, as before;
         return how many."""
-        if epoch is None:
+        if self.ledger.epoch(partition) is None:
             return 0
-        marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
         for profile, state in restored.erasing.items():
-            self.outbox.erase_if_deleted(profile, state, lambda: marker, self.clock())
+            self.outbox.erase_if_deleted(profile, state, partition, None, self.clock())
         return len(restored.erasing)

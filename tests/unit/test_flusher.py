@@ -9,7 +9,7 @@ from tests.fakes import Result
 from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, LeadId, ListId, ProfileId
 from worker.core.ledger import OffsetLedger
-from worker.core.outbox import Outbox
+from worker.core.outbox import Outbox, Rejection
 from worker.core.profile import ProfileState
 from worker.core.snapshot import StateCodec
 from worker.core.store import StateStore
@@ -59,10 +59,12 @@ class Writer:
 
 class Sink:
     def __init__(self) -> None:
-        self.rejections: list[bytes] = []
+        self.rejections: list[Rejection] = []
 
-    def rejection(self, key: bytes, value: bytes) -> None:
-        self.rejections.append(value)
+    def rejection(
+        self, rejection: Rejection, list_ids: Mapping[AudienceId, ListId], rejected_at_ms: int
+    ) -> None:
+        self.rejections.append(rejection)
 
 
 def flusher_with_three_adds(
@@ -72,13 +74,12 @@ def flusher_with_three_adds(
     store, ledger, sink = StateStore(StateCodec(())), OffsetLedger(), Sink()
     store.assign(0)
     ledger.assign(0)
-    outbox = Outbox(list(LISTS), 300, 0.0)
+    outbox = Outbox(ledger, list(LISTS), 300, 0.0)
     fields = {"email": FieldSpec("email", "email", 255, True)}
     flusher = Flusher(
         outbox,
         writer,
         store,
-        ledger,
         sink,
         Metrics(),
         LISTS,
@@ -91,7 +92,7 @@ def flusher_with_three_adds(
         store.put(0, profile, state)
         ledger.read(0, offset)
         flips = {lists[offset % len(lists)]: True}
-        outbox.enqueue(profile, state, flips, lambda o=offset: ledger.hold(0, o), 0.0)
+        outbox.enqueue(profile, state, flips, 0, offset, 0.0)
     return flusher, ledger, sink
 
 

@@ -55,7 +55,7 @@ class FakePublisher:
     def state(self, partition: int, key: bytes, value: bytes | None) -> None:
         self.states.append((partition, key, value))
 
-    def rejection(self, key: bytes, value: bytes) -> None: ...
+    def rejection(self, rejection: object, list_ids: object, rejected_at_ms: int) -> None: ...
     def poll(self) -> None: ...
     def flush(self, timeout_s: float) -> bool:
         return True
@@ -89,15 +89,15 @@ def make_loop(
     audiences = AUDIENCES
     fields = {"email": FieldSpec("email", "email", 255, True)}
     flusher = Flusher(
-        Outbox([AudienceId("fr")], 300, 1.0),
-        None,
+        Outbox(OffsetLedger(), [AudienceId("fr")], 300, 1.0),
+        None,  # type: ignore[arg-type]
         StateStore(StateCodec(audiences.paths)),
-        OffsetLedger(),  # type: ignore[arg-type]
         FakePublisher(),
         Metrics(),
         {AudienceId("fr"): ListId(1)},
         LeadFields("email", Converter([], fields), match_only=False),
         max_in_flight=1,
+        clock=lambda: clock[0],
     )
     settings = LoopSettings("in", 65536, max_buffered, 1.0, handover_s=0.0)
     return Loop(

@@ -107,7 +107,7 @@ class Publisher:
         self.changelog = changelog
 
     def dead_letter(self, key: object, value: object, headers: object, on_lost: object) -> None: ...
-    def rejection(self, key: bytes, value: bytes) -> None: ...
+    def rejection(self, rejection: object, list_ids: object, rejected_at_ms: int) -> None: ...
     def poll(self) -> None: ...
     def state(self, partition: int, key: bytes, value: bytes | None) -> None:
         self.changelog.append((key, value))
@@ -128,15 +128,15 @@ def owner(
     fields = {"email": FieldSpec("email", "email", 255, True)}
     publisher = Publisher(changelog)
     flusher = Flusher(
-        Outbox([FR], 300, 1.0, delete_persons=delete_persons),
+        Outbox(OffsetLedger(), [FR], 300, 1.0, delete_persons=delete_persons),
         marketo,
         StateStore(StateCodec(AUDIENCES.paths)),
-        OffsetLedger(),
         publisher,
         Metrics(),
         {FR: LIST},
         LeadFields("email", Converter([], fields), match_only=False),
         max_in_flight=4,
+        clock=lambda: clock[0],
     )
     return Loop(
         Consumer(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
-from worker.core.ledger import Hold, OffsetLedger
+from worker.core.ledger import OffsetLedger
 from worker.core.outbox import LeadOf, LeadSyncCall, ListCall, Outbox
 from worker.core.profile import ProfileState
 
@@ -20,7 +20,7 @@ def setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]]:
     ledger = OffsetLedger()
     ledger.assign(0)
     states = {P: ProfileState(ts_ms=1, offset=0, email="ann@example.com")}
-    return Outbox([A, B, C], max_batch=300, linger_s=1.0), ledger, states
+    return Outbox(ledger, [A, B, C], max_batch=300, linger_s=1.0), ledger, states
 
 
 def enqueue(
@@ -32,8 +32,7 @@ def enqueue(
     now: float = 0.0,
 ) -> None:
     ledger.read(0, offset)
-    for hold in outbox.enqueue(P, state, flips, lambda: ledger.hold(0, offset), now):
-        ledger.release(hold)
+    outbox.enqueue(P, state, flips, 0, offset, now)
 
 
 def known_person_call(
@@ -88,9 +87,7 @@ def test_acknowledged_add_updates_state_and_releases_the_offset() -> None:
     """Marketo's `added` records the membership and lets the offset be committed."""
     outbox, ledger, states, call = known_person_call(member=True)
     assert call.op is Op.ADD
-    settled = outbox.settle_list_call(call, [("added", "", "")], states.get)
-    for hold in settled.holds:
-        ledger.release(hold)
+    outbox.settle_list_call(call, [("added", "", "")], states.get)
     assert states[P].acked == {A}
     assert ledger.committable() == {0: 1}
 
@@ -108,7 +105,7 @@ def test_refused_record_becomes_a_rejection_with_its_code() -> None:
     settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")], states.get)
     assert [(r.profile, r.code) for r in settled.rejections] == [(P, "1008")]
     assert states[P].acked == frozenset()
-    assert settled.holds == [Hold(0, 0, ledger.epoch(0) or 0)]
+    assert ledger.committable() == {0: 1}
 
 
 def test_removing_a_non_member_counts_as_done() -> None:
@@ -122,9 +119,9 @@ def test_removing_a_non_member_counts_as_done() -> None:
 def test_an_add_for_a_lead_marketo_lost_syncs_the_person_again_and_waits() -> None:
     """1004 on an add (the lead was merged or deleted): the old id is forgotten, the person is
     synced again by email, and the add waits for the new id, its offset still held."""
-    outbox, _ledger, states, call = known_person_call(member=True)
+    outbox, ledger, states, call = known_person_call(member=True)
     settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
-    assert (settled.rejections, settled.holds, states[P].lead_id) == ([], [], None)
+    assert (settled.rejections, ledger.committable(), states[P].lead_id) == ([], {0: 0}, None)
     sync = outbox.next_lead_sync(now=100.0, force=True)
     assert sync is not None
     assert [item.key for item in sync.taken] == ["ann@example.com"]
@@ -178,7 +175,7 @@ def test_a_buffer_is_due_at_max_batch_before_its_linger() -> None:
     """300 waiting entries make a call at once; fewer wait for the linger."""
     ledger = OffsetLedger()
     ledger.assign(0)
-    outbox = Outbox([A], max_batch=3, linger_s=10.0)
+    outbox = Outbox(ledger, [A], max_batch=3, linger_s=10.0)
     states = {
         ProfileId(f"p{i}"): ProfileState(
             ts_ms=1, offset=i, email=f"{i}@x.io", lead_id=LeadId(i + 1)
@@ -187,7 +184,7 @@ def test_a_buffer_is_due_at_max_batch_before_its_linger() -> None:
     }
     for i, (profile, state) in enumerate(states.items()):
         assert outbox.next_list_call(leads(states), now=0.0) is None
-        outbox.enqueue(profile, state, {A: True}, lambda i=i: ledger.hold(0, i), now=0.0)
+        outbox.enqueue(profile, state, {A: True}, 0, i, now=0.0)
     call = outbox.next_list_call(leads(states), now=0.0)
     assert call is not None
     assert len(call.taken) == 3
@@ -217,7 +214,7 @@ def test_a_failed_lead_sync_given_back_can_still_be_cancelled() -> None:
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     call = outbox.next_lead_sync(now=100.0, force=True)
     assert call is not None
-    outbox.retry_later(call, lambda _hold: True)
+    outbox.retry_later(call)
     enqueue(outbox, ledger, ProfileState(ts_ms=2, offset=1, deleted=True), {A: False}, offset=1)
     assert outbox.next_lead_sync(now=100.0, force=True) is None
 
@@ -230,9 +227,7 @@ def test_replayed_exit_is_sent_even_when_the_state_saw_no_add() -> None:
     enqueue_explicit = [(True, 0), (False, 1)]
     for member, offset in enqueue_explicit:
         ledger.read(0, offset)
-        outbox.enqueue(
-            P, states[P], {A: member}, lambda o=offset: ledger.hold(0, o), 0.0, explicit=True
-        )
+        outbox.enqueue(P, states[P], {A: member}, 0, offset, 0.0, explicit=True)
     call = outbox.next_list_call(leads(states), now=100.0)
     assert call is not None
     assert call.op is Op.REMOVE
@@ -242,25 +237,21 @@ def test_a_partial_list_that_waited_long_is_not_starved_by_full_ones() -> None:
     """Full batches go first, but a small list whose change waited ten lingers gets its turn."""
     ledger = OffsetLedger()
     ledger.assign(0)
-    outbox = Outbox([A, B], max_batch=2, linger_s=1.0)
+    outbox = Outbox(ledger, [A, B], max_batch=2, linger_s=1.0)
     states = {
         ProfileId(f"p{i}"): ProfileState(
             ts_ms=1, offset=i, email=f"{i}@x.io", lead_id=LeadId(i + 1)
         )
         for i in range(5)
     }
-    outbox.enqueue(ProfileId("p0"), states[ProfileId("p0")], {B: True}, lambda: None, now=0.0)
+    outbox.enqueue(ProfileId("p0"), states[ProfileId("p0")], {B: True}, 0, 0, now=0.0)
     for i in (1, 2):
-        outbox.enqueue(
-            ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, lambda: None, now=5.0
-        )
+        outbox.enqueue(ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, 0, i, now=5.0)
     first = outbox.next_list_call(leads(states), now=5.0)
     assert first is not None
     assert first.audience == A  # a full batch beats a partial one that waited 5 lingers
     for i in (3, 4):  # A is full again
-        outbox.enqueue(
-            ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, lambda: None, now=11.0
-        )
+        outbox.enqueue(ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, 0, i, now=11.0)
     assert len(outbox.lists[A]) == 2
     second = outbox.next_list_call(leads(states), now=11.0)
     assert second is not None
@@ -276,8 +267,8 @@ def test_a_failed_lead_sync_merges_with_a_newer_one_for_the_same_email() -> None
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     failed = outbox.next_lead_sync(now=100.0, force=True)
     assert failed is not None
-    outbox.enqueue(q, states[q], {A: True}, lambda: ledger.hold(0, 1), 0.0)
-    outbox.retry_later(failed, lambda _hold: True)
+    outbox.enqueue(q, states[q], {A: True}, 0, 1, 0.0)
+    outbox.retry_later(failed)
     retried = outbox.next_lead_sync(now=100.0, force=True)
     assert retried is not None
     assert [(i.key, i.entry.value) for i in retried.taken] == [("ann@example.com", {P, q})]
@@ -286,9 +277,9 @@ def test_a_failed_lead_sync_merges_with_a_newer_one_for_the_same_email() -> None
 def test_a_delete_cancels_the_sync_under_the_new_email_after_the_old_one_was_sent() -> None:
     """The index of pending syncs follows the profile's current email: sending the sync of its
     old email does not make the new one uncancellable."""
-    outbox = Outbox([A, B], max_batch=1, linger_s=1.0)
     ledger = OffsetLedger()
     ledger.assign(0)
+    outbox = Outbox(ledger, [A, B], max_batch=1, linger_s=1.0)
     enqueue(outbox, ledger, ProfileState(ts_ms=1, offset=0, email="old@x.io"), {A: True}, 0)
     enqueue(outbox, ledger, ProfileState(ts_ms=2, offset=1, email="new@x.io"), {B: True}, 1)
     sent = outbox.next_lead_sync(now=100.0, force=True)
@@ -307,7 +298,7 @@ def test_a_list_call_names_each_lead_once() -> None:
     states[P].lead_id = LeadId(7)
     states[q] = ProfileState(ts_ms=1, offset=1, email="ann@example.com", lead_id=LeadId(7))
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    outbox.enqueue(q, states[q], {A: True}, lambda: ledger.hold(0, 1), 0.0)
+    outbox.enqueue(q, states[q], {A: True}, 0, 1, 0.0)
     first = outbox.next_list_call(leads(states), now=100.0, force=True)
     second = outbox.next_list_call(leads(states), now=100.0, force=True)
     assert first is not None
@@ -329,12 +320,12 @@ def erasing_setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]
     """Lead 7, member of A, deleted at offset 1 with `delete_persons` on."""
     ledger = OffsetLedger()
     ledger.assign(0)
-    outbox = Outbox([A], max_batch=300, linger_s=1.0, delete_persons=True)
+    outbox = Outbox(ledger, [A], max_batch=300, linger_s=1.0, delete_persons=True)
     deleted = ProfileState(ts_ms=2, offset=1, acked=frozenset({A}), lead_id=LeadId(7))
     deleted.deleted = True
     states = {P: deleted}
     enqueue(outbox, ledger, deleted, {A: False}, offset=1)
-    outbox.erase_if_deleted(P, deleted, lambda: ledger.hold(0, 1), 0.0)
+    outbox.erase_if_deleted(P, deleted, 0, 1, 0.0)
     return outbox, ledger, states
 
 
@@ -355,22 +346,20 @@ def test_a_person_marketo_no_longer_has_counts_as_deleted() -> None:
     outbox, ledger, states = erasing_setup()
     remove = outbox.next_list_call(leads(states), now=100.0)
     assert remove is not None
-    for hold in outbox.settle_list_call(remove, [("removed", "", "")], states.get).holds:
-        ledger.release(hold)
+    outbox.settle_list_call(remove, [("removed", "", "")], states.get)
     erase = outbox.next_erase(now=100.0)
     assert erase is not None
     settled = outbox.settle_erase(erase, [("skipped", "1004", "Lead not found")], states.get)
-    for hold in settled.holds:
-        ledger.release(hold)
     assert (settled.rejections, states[P].lead_id, ledger.committable()) == ([], None, {0: 2})
 
 
 def test_a_profile_back_before_the_deletion_cancels_it() -> None:
     """An event after the delete (the profile came back) cancels the pending deletion."""
-    outbox, _ledger, _states = erasing_setup()
+    outbox, ledger, _states = erasing_setup()
     back = ProfileState(ts_ms=3, offset=2, email="ann@example.com", lead_id=LeadId(7))
-    assert outbox.erase_if_deleted(P, back, lambda: None, 0.0) is not None
-    assert outbox.size() == 1  # the removal only
+    held = ledger.held_count()
+    outbox.erase_if_deleted(P, back, 0, 2, 0.0)
+    assert (outbox.size(), ledger.held_count()) == (1, held - 1)  # the removal only
 
 
 def deleted_while_syncing(
@@ -380,13 +369,13 @@ def deleted_while_syncing(
     (or still buffered), and her profile is deleted at offset 1; return the sync taken."""
     ledger = OffsetLedger()
     ledger.assign(0)
-    outbox = Outbox([A], max_batch=300, linger_s=1.0, delete_persons=True)
+    outbox = Outbox(ledger, [A], max_batch=300, linger_s=1.0, delete_persons=True)
     states = {P: ProfileState(ts_ms=1, offset=0, email="ann@example.com")}
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     sync = outbox.next_lead_sync(now=100.0, force=True) if sync_in_flight else None
     states[P] = ProfileState(ts_ms=2, offset=1, deleted=True)
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
-    ledger.release(outbox.erase_if_deleted(P, states[P], lambda: ledger.hold(0, 1), 100.0))
+    outbox.erase_if_deleted(P, states[P], 0, 1, 100.0)
     return outbox, ledger, states, sync
 
 
@@ -407,11 +396,9 @@ def test_a_refused_sync_in_flight_at_the_delete_leaves_no_person_to_delete() -> 
     released."""
     outbox, ledger, states, sync = deleted_while_syncing(sync_in_flight=True)
     assert sync is not None
-    settled = outbox.settle_lead_sync(
+    outbox.settle_lead_sync(
         sync, [("skipped", None, "1006", "bad field")], states.get, match_only=False
     )
-    for hold in settled.holds:
-        ledger.release(hold)
     assert (outbox.size(), ledger.committable()) == (0, {0: 2})
 
 
