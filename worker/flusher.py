@@ -117,6 +117,7 @@ class Flusher:
         max_in_flight: int,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        parked_until: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.outbox = outbox
         self.writer = writer
@@ -128,11 +129,16 @@ class Flusher:
         self.max_in_flight = max_in_flight
         self.clock = clock  # the loop's: every wait decided here is on the same clock as `now`
         self.wall = wall  # epoch seconds, for latencies and the rejections' time
+        self.parked_until = parked_until  # the budget parked on the daily quota (607), on `clock`
         self.tasks: set[asyncio.Task[None]] = set()
         self.backpressure_until = 0.0  # on `clock`; set when Marketo keeps refusing work for now
         # a list (None: the lead syncs) whose last call was refused as a whole waits alone,
         # so a deleted list or a missing permission never holds back the other lists
         self.refused_until: dict[AudienceId | None, float] = {}
+
+    def blocked(self, now: float) -> bool:
+        """Tell whether Marketo takes no new work at `now` (a backoff, or the quota parked)."""
+        return self.backpressure_until > now or (self.parked_until() or 0.0) > now
 
     def start_due(self, now: float, force: bool = False) -> int:
         """Start calls for due buffers while slots are free; return how many started."""

@@ -18,9 +18,9 @@ import structlog
 
 from worker.core import snapshot
 from worker.core.ids import ProfileId
-from worker.core.ledger import OffsetLedger
 from worker.core.membership import Audiences
 from worker.core.outbox import Outbox
+from worker.core.partitions import Partitions
 from worker.core.profile import ProfileState
 from worker.core.restore import Restored, triage
 from worker.core.store import StateStore
@@ -37,13 +37,13 @@ RETRY_AFTER_S = 1.0
 
 
 class Restores:
-    """The assigned partitions whose state is not restored yet, and their restore tasks."""
+    """The restore tasks of the partitions the table says are restoring."""
 
     def __init__(
         self,
         *,
+        partitions: Partitions,
         store: StateStore,
-        ledger: OffsetLedger,
         outbox: Outbox,
         audiences: Audiences,
         metrics: Metrics,
@@ -51,13 +51,12 @@ class Restores:
         write_state: StateWriter,
         flush: Flush,
         end_offset: EndOffset,
-        release_memory: Callable[[], object],
-        handover_s: float,
-        clock: Callable[[], float],
-        on_restored: Callable[[int, int], None],
+        resume: Callable[[set[int]], None],
+        release_memory: Callable[[], object] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.partitions = partitions
         self.store = store
-        self.ledger = ledger
         self.outbox = outbox
         self.audiences = audiences
         self.metrics = metrics
@@ -65,27 +64,13 @@ class Restores:
         self.write_state = write_state
         self.flush = flush
         self.end_offset = end_offset
+        self.resume = resume  # the consumer's: a restored partition's records are fetched again
         self.release_memory = release_memory  # what a restore's reading freed, back to the OS
-        self.handover_s = handover_s
         self.clock = clock
-        # (partition, replay_until): offsets below replay_until were readable before we owned
-        # the partition, so its previous owner may have acted on them (-1: it wrote all it did)
-        self.on_restored = on_restored
-        self.tasks: dict[int, asyncio.Task[None] | None] = {}  # None: not started yet
-        self.starts_at: dict[int, float] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}  # the running ones
 
     def __len__(self) -> int:
-        return len(self.tasks)
-
-    def partitions(self) -> set[int]:
-        """The partitions still waiting for, or in, their restore."""
-        return set(self.tasks)
-
-    def assign(self, partitions: set[int], now: float) -> None:
-        """New partitions: restore each once the handover time has passed."""
-        for partition in partitions:
-            self.tasks[partition] = None
-            self.starts_at[partition] = now + self.handover_s
+        return len(self.partitions.restoring())
 
     def revoke(self, partitions: set[int]) -> None:
         """Lost partitions: cancel their restores."""
@@ -93,24 +78,26 @@ class Restores:
             task = self.tasks.pop(partition, None)
             if task is not None:
                 task.cancel()
-            self.starts_at.pop(partition, None)
 
     def start_due(self, now: float) -> None:
         """Start the restores whose handover time has passed."""
-        for partition, task in self.tasks.items():
-            if task is None and self.starts_at.get(partition, 0.0) <= now:
-                self.tasks[partition] = asyncio.create_task(self._restore_or_retry(partition))
+        for partition in self.partitions.start_due(now):
+            epoch = self.partitions.epoch(partition)
+            assert epoch is not None  # start_due names assigned partitions only
+            self.tasks[partition] = asyncio.create_task(self._restore_or_retry(partition, epoch))
 
-    async def _restore_or_retry(self, partition: int) -> None:
+    async def _restore_or_retry(self, partition: int, epoch: int) -> None:
         try:
-            await self._restore(partition)
+            await self._restore(partition, epoch)
         except Exception as exc:  # noqa: BLE001 - any failure: the partition stays paused, retried
             log.warning("state.restore_failed", partition=partition, error=str(exc))
-            if partition in self.tasks:
-                self.tasks[partition] = None
-                self.starts_at[partition] = self.clock() + RETRY_AFTER_S
+            if self.partitions.epoch(partition) == epoch:
+                self.partitions.retry_restore(partition, self.clock() + RETRY_AFTER_S)
+        finally:
+            if self.tasks.get(partition) is asyncio.current_task():
+                del self.tasks[partition]
 
-    async def _restore(self, partition: int) -> None:
+    async def _restore(self, partition: int, epoch: int) -> None:
         started = time.monotonic()
         end = await asyncio.to_thread(self.end_offset, partition)
         # read in a worker thread: the loop keeps polling and serving /healthz
@@ -143,10 +130,10 @@ class Restores:
         self.metrics.state_restore.inc(elapsed)
         self.metrics.state_restored_profiles.inc(len(image.states))
         self.metrics.state_profiles.set(len(self.store))
-        if partition in self.tasks:  # still ours
-            del self.tasks[partition]
-            self.starts_at.pop(partition, None)
-            self.on_restored(partition, end)
+        # offsets below `end` were readable before we owned the partition, so its previous owner
+        # may have acted on them (-1: it wrote all it did)
+        if self.partitions.restored(partition, epoch, end):  # still this assignment
+            self.resume({partition})
         if restored.corrupt:
             log.warning("state.corrupt_record", partition=partition, records=restored.corrupt)
         log.info(
@@ -172,7 +159,7 @@ class Restores:
         """Whatever Marketo has not acknowledged is sent again (holding no offset: its event
         was committed long ago); return 1 if any."""
         pending = state.desired ^ state.acked
-        if not pending or self.ledger.epoch(partition) is None:
+        if not pending or partition not in self.partitions:
             return 0
         flips = {audience: audience in state.desired for audience in pending}
         self.outbox.enqueue(profile, state, flips, partition, None, self.clock())
@@ -182,7 +169,7 @@ class Restores:
         """Queue again the person deletions a previous owner had not seen answered (its delete
         events, replayed, are stale); each waits for the profile's list removals, as before;
         return how many."""
-        if self.ledger.epoch(partition) is None:
+        if partition not in self.partitions:
             return 0
         for profile, state in restored.erasing.items():
             self.outbox.erase_if_deleted(profile, state, partition, None, self.clock())

@@ -35,13 +35,11 @@ class OffsetLedger:
 
     def __init__(self) -> None:
         self._partitions: dict[int, _Partition] = {}
-        self._epochs = 0
 
-    def assign(self, partition: int) -> int:
-        """Start tracking a newly assigned partition; return its assignment epoch."""
-        self._epochs += 1
-        self._partitions[partition] = _Partition(epoch=self._epochs)
-        return self._epochs
+    def assign(self, partition: int, epoch: int) -> None:
+        """Start tracking a newly assigned partition in its assignment `epoch` (a number the
+        partitions' table gives each assignment, worker.core.partitions)."""
+        self._partitions[partition] = _Partition(epoch=epoch)
 
     def revoke(self, partition: int) -> None:
         """Forget a partition: its holds die with it (the new owner re-reads them)."""

@@ -7,7 +7,7 @@ from worker.core.ledger import OffsetLedger
 
 def ledger_with(partition: int = 0) -> OffsetLedger:
     ledger = OffsetLedger()
-    ledger.assign(partition)
+    ledger.assign(partition, 1)
     return ledger
 
 
@@ -75,7 +75,7 @@ def test_a_release_from_an_earlier_assignment_is_ignored() -> None:
     ledger.read(0, 7)
     old = ledger.hold(0, 7)
     ledger.revoke(0)
-    ledger.assign(0)
+    ledger.assign(0, 2)
     ledger.read(0, 7)
     new = ledger.hold(0, 7)
     ledger.release(old)
@@ -109,5 +109,5 @@ def test_a_hold_from_an_earlier_assignment_is_not_current() -> None:
     ledger = ledger_with()
     old = ledger.hold(0, None)
     ledger.revoke(0)
-    ledger.assign(0)
+    ledger.assign(0, 2)
     assert (ledger.is_current(old), ledger.is_current(ledger.hold(0, None))) == (False, True)

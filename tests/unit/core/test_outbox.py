@@ -18,7 +18,7 @@ def leads(states: dict[ProfileId, ProfileState]) -> LeadOf:
 
 def setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]]:
     ledger = OffsetLedger()
-    ledger.assign(0)
+    ledger.assign(0, 1)
     states = {P: ProfileState(ts_ms=1, offset=0, email="ann@example.com")}
     return Outbox(ledger, [A, B, C], max_batch=300, linger_s=1.0), ledger, states
 
@@ -174,7 +174,7 @@ def test_a_refused_list_call_names_its_own_list() -> None:
 def test_a_buffer_is_due_at_max_batch_before_its_linger() -> None:
     """300 waiting entries make a call at once; fewer wait for the linger."""
     ledger = OffsetLedger()
-    ledger.assign(0)
+    ledger.assign(0, 1)
     outbox = Outbox(ledger, [A], max_batch=3, linger_s=10.0)
     states = {
         ProfileId(f"p{i}"): ProfileState(
@@ -236,7 +236,7 @@ def test_replayed_exit_is_sent_even_when_the_state_saw_no_add() -> None:
 def test_a_partial_list_that_waited_long_is_not_starved_by_full_ones() -> None:
     """Full batches go first, but a small list whose change waited ten lingers gets its turn."""
     ledger = OffsetLedger()
-    ledger.assign(0)
+    ledger.assign(0, 1)
     outbox = Outbox(ledger, [A, B], max_batch=2, linger_s=1.0)
     states = {
         ProfileId(f"p{i}"): ProfileState(
@@ -271,14 +271,15 @@ def test_a_failed_lead_sync_merges_with_a_newer_one_for_the_same_email() -> None
     outbox.retry_later(failed)
     retried = outbox.next_lead_sync(now=100.0, force=True)
     assert retried is not None
-    assert [(i.key, i.entry.value) for i in retried.taken] == [("ann@example.com", {P, q})]
+    taken = [(i.key, i.entry.value) for i in retried.taken]
+    assert taken == [("ann@example.com", frozenset({P, q}))]
 
 
 def test_a_delete_cancels_the_sync_under_the_new_email_after_the_old_one_was_sent() -> None:
     """The index of pending syncs follows the profile's current email: sending the sync of its
     old email does not make the new one uncancellable."""
     ledger = OffsetLedger()
-    ledger.assign(0)
+    ledger.assign(0, 1)
     outbox = Outbox(ledger, [A, B], max_batch=1, linger_s=1.0)
     enqueue(outbox, ledger, ProfileState(ts_ms=1, offset=0, email="old@x.io"), {A: True}, 0)
     enqueue(outbox, ledger, ProfileState(ts_ms=2, offset=1, email="new@x.io"), {B: True}, 1)
@@ -319,7 +320,7 @@ def test_an_add_lost_to_1004_and_replaced_by_a_remove_syncs_no_one() -> None:
 def erasing_setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]]:
     """Lead 7, member of A, deleted at offset 1 with `delete_persons` on."""
     ledger = OffsetLedger()
-    ledger.assign(0)
+    ledger.assign(0, 1)
     outbox = Outbox(ledger, [A], max_batch=300, linger_s=1.0, delete_persons=True)
     deleted = ProfileState(ts_ms=2, offset=1, acked=frozenset({A}), lead_id=LeadId(7))
     deleted.deleted = True
@@ -368,7 +369,7 @@ def deleted_while_syncing(
     """With `delete_persons`, Ann (no lead id yet) enters A at offset 0, her lead sync is taken
     (or still buffered), and her profile is deleted at offset 1; return the sync taken."""
     ledger = OffsetLedger()
-    ledger.assign(0)
+    ledger.assign(0, 1)
     outbox = Outbox(ledger, [A], max_batch=300, linger_s=1.0, delete_persons=True)
     states = {P: ProfileState(ts_ms=1, offset=0, email="ann@example.com")}
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)

@@ -158,7 +158,7 @@ def test_a_membership_with_a_call_outstanding_is_written_unacknowledged() -> Non
     settled.offset = 10
     store.put(0, P1, settled)
     ((_, _, data),) = store.take_dirty(None, lambda _p: frozenset({FR}))
-    assert (CODEC.decode(data).acked, CODEC.unacknowledged(data)) == ({FR}, True)
+    assert (CODEC.decode(data).acked, CODEC.unacknowledged(data)) == (frozenset({FR}), True)
     at_rest = store.get(P1)
     assert at_rest is not None
     assert at_rest.acked == frozenset()
