@@ -178,14 +178,15 @@ def build_core(settings: Settings, list_ids: Mapping[AudienceId, ListId]) -> Cor
     audiences = build_audiences(settings)
     paths = frozenset(audiences.paths | {m.source for m in settings.mapping})
     ledger = OffsetLedger()
+    store = StateStore(StateCodec(paths), on_corrupt=_corrupt_state)
     outbox = Outbox(
         ledger,
+        store,
         list(list_ids),
         settings.flush.max_batch,
         settings.flush.max_linger_s,
         delete_persons=settings.marketo.delete_persons,
     )
-    store = StateStore(StateCodec(paths), on_corrupt=_corrupt_state)
     return Core(Partitions(), ledger, store, outbox, audiences, paths)
 
 

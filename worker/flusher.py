@@ -166,7 +166,7 @@ class Flusher:
             if lead_sync is not None:
                 return lead_sync
         lists = {key for key in refused if key is not None}
-        list_call = self.outbox.next_list_call(self.store.lead_id, now, force, skip=lists)
+        list_call = self.outbox.next_list_call(now, force, skip=lists)
         if list_call is not None or ERASING in refused:
             return list_call
         return self.outbox.next_erase(now, force)
@@ -223,7 +223,7 @@ class Flusher:
         # ours could land after theirs
         results = await send(list_id, call.lead_ids, lambda: self.outbox.still_ours(call))
         rows3 = [(r.status, *_first_reason(r)) for r in results]
-        return self.outbox.settle_list_call(call, rows3, self.store.get)
+        return self.outbox.settle_list_call(call, rows3)
 
     async def _erase(self, call: EraseCall) -> Settled:
         """Delete the persons of deleted profiles; not sent once a change in it is not ours."""
@@ -231,7 +231,7 @@ class Flusher:
             call.lead_ids, lambda: self.outbox.still_ours(call)
         )
         rows = [(r.status, *_first_reason(r)) for r in results]
-        return self.outbox.settle_erase(call, rows, self.store.get)
+        return self.outbox.settle_erase(call, rows)
 
     async def _sync_leads(self, call: LeadSyncCall) -> Settled:
         """Send the records Marketo can take; one with a refused value becomes a rejection."""
@@ -247,7 +247,7 @@ class Flusher:
             )
             answers = iter([(r.status, r.lead_id, *_first_reason(r)) for r in results])
         rows = [_refused_row(refusals) if refusals else next(answers) for _, refusals in built]
-        return self.outbox.settle_lead_sync(call, rows, self.store.get, self.fields.match_only)
+        return self.outbox.settle_lead_sync(call, rows, self.fields.match_only)
 
     def _first_state(self, profiles: frozenset[ProfileId]) -> ProfileState | None:
         for profile in profiles:
@@ -259,7 +259,6 @@ class Flusher:
     def _apply(self, settled: Settled) -> None:
         now = self.wall()
         for profile in settled.changed:
-            self.store.touch(profile)
             state = self.store.get(profile)
             if state is not None:
                 self.metrics.end_to_end_latency.observe(max(0.0, now - state.ts_ms / 1000))

@@ -107,9 +107,8 @@ def make_core() -> MakeCore:
     def make(
         lists: Sequence[AudienceId] = (FR,), *, linger_s: float = 1.0, delete_persons: bool = False
     ) -> Core:
-        ledger = OffsetLedger()
-        outbox = Outbox(ledger, list(lists), 300, linger_s, delete_persons=delete_persons)
-        store = StateStore(StateCodec(AUDIENCES.paths))
+        ledger, store = OffsetLedger(), StateStore(StateCodec(AUDIENCES.paths))
+        outbox = Outbox(ledger, store, list(lists), 300, linger_s, delete_persons=delete_persons)
         return Core(Partitions(), ledger, store, outbox, AUDIENCES, AUDIENCES.paths)
 
     return make

@@ -8,20 +8,20 @@ The outbox owns the offset holds: it takes one from the ledger for every change 
 releases it when the change is settled, refused, replaced, cancelled or dropped. A call carries
 its entries' holds and comes back whole (settled, put back, or refused), so no caller has holds
 to release, and a call that holds offsets for long (a bulk import job) needs nothing more.
+What an answer changes in a profile's state (an ack, a lead id) goes through the state store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from worker.core.buffers import CoalescingBuffer, Entry, Taken
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
 from worker.core.ledger import Hold, OffsetLedger
 from worker.core.profile import ProfileState
+from worker.core.store import StateStore
 
-StateOf = Callable[[ProfileId], ProfileState | None]
-LeadOf = Callable[[ProfileId], LeadId | None]  # cheaper than the whole state (head only)
 SUCCESS = frozenset({"created", "updated", "added", "removed"})
 NOT_IN_LIST = "1015"  # removing a non-member: the list already is as we want it
 _NOTHING: frozenset[AudienceId] = frozenset()
@@ -79,7 +79,8 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """What a call's answer settled for the shell: refusals to publish, states changed."""
+    """What a call's answer settled for the shell: refusals to publish, and the profiles whose
+    state it changed (for the end-to-end latency)."""
 
     rejections: list[Rejection]
     changed: list[ProfileId]
@@ -92,6 +93,7 @@ class Outbox:
     def __init__(
         self,
         ledger: OffsetLedger,
+        store: StateStore,
         audiences: Sequence[AudienceId],
         max_batch: int,
         linger_s: float,
@@ -99,6 +101,7 @@ class Outbox:
         delete_persons: bool = False,
     ) -> None:
         self.ledger = ledger
+        self.store = store
         # per profile, the lists with a change for it pending or in flight
         self._busy: dict[ProfileId, set[str]] = {}
         self.lists: dict[AudienceId, CoalescingBuffer[ProfileId, bool]] = {
@@ -182,7 +185,8 @@ class Outbox:
         if not state.deleted or lead is None:
             self.ledger.release(self.erasures.cancel(profile))
             return
-        state.erasing = True  # written with the state: a restore queues the deletion again
+        if not state.erasing:  # written with the state: a restore queues the deletion again
+            self.store.set_erasing(profile, True)
         hold = self.ledger.hold(partition, offset)
         self.ledger.release(self.erasures.put(profile, lead, hold, now))
 
@@ -206,9 +210,7 @@ class Outbox:
         )
         return EraseCall(taken) if taken else None
 
-    def settle_erase(
-        self, call: EraseCall, results: Sequence[tuple[str, str, str]], state_of: StateOf
-    ) -> Settled:
+    def settle_erase(self, call: EraseCall, results: Sequence[tuple[str, str, str]]) -> Settled:
         """Apply delete-leads results: `deleted`, or 1004 (already gone), is done; the state
         forgets the lead id, so a later return of the profile syncs a new person. Either way
         (done or refused) the deletion is no longer outstanding, so a restore never sends it."""
@@ -220,12 +222,12 @@ class Outbox:
             done = status == "deleted" or code == LEAD_NOT_FOUND
             if not done:
                 settled.rejections.append(Rejection(item.key, None, "delete_person", code, message))
-            state = state_of(item.key)
+            state = self.store.get(item.key)
             if state is None or state.lead_id != item.entry.value:
                 continue  # the profile came back meanwhile, under another person
-            state.erasing = False
+            self.store.set_erasing(item.key, False)
             if done:
-                state.lead_id = None
+                self.store.set_lead_id(item.key, None)
             settled.changed.append(item.key)
         return settled
 
@@ -267,7 +269,6 @@ class Outbox:
 
     def next_list_call(
         self,
-        lead_of: LeadOf,
         now: float,
         force: bool = False,
         skip: Container[AudienceId] = (),
@@ -285,14 +286,15 @@ class Outbox:
                 partial = len(buffer) < self.max_batch and now - oldest < 10 * self.linger_s
                 due.append((partial, oldest, audience))
         for _, _, audience in sorted(due):
-            call = self._take_list_call(audience, self.lists[audience], lead_of)
+            call = self._take_list_call(audience, self.lists[audience])
             if call is not None:
                 return call
         return None
 
     def _take_list_call(
-        self, audience: AudienceId, buffer: CoalescingBuffer[ProfileId, bool], lead_of: LeadOf
+        self, audience: AudienceId, buffer: CoalescingBuffer[ProfileId, bool]
     ) -> ListCall | None:
+        lead_of = self.store.lead_id  # from the encoded head: cheaper than the whole state
         first = buffer.take(1, lambda p, _m: lead_of(p) is not None)
         if not first:
             return None
@@ -355,9 +357,7 @@ class Outbox:
         for hold in dropped:
             self.ledger.release(hold)
 
-    def settle_list_call(
-        self, call: ListCall, results: Sequence[tuple[str, str, str]], state_of: StateOf
-    ) -> Settled:
+    def settle_list_call(self, call: ListCall, results: Sequence[tuple[str, str, str]]) -> Settled:
         """Apply a list call's per-record results: (status, reason code, reason message). A
         profile whose partition was revoked since the call began is not ours to change."""
         buffer = self.lists[call.audience]
@@ -365,12 +365,12 @@ class Outbox:
         settled = Settled([], [])
         current = self.ledger.is_current
         for item, (status, code, message) in zip(call.taken, results, strict=True):
-            state = state_of(item.key) if current(item.entry.hold) else None
+            state = self.store.get(item.key) if current(item.entry.hold) else None
             still_wanted = buffer.pending(item.key) is None  # no newer change replaced the add
             if call.op is Op.ADD and code == LEAD_NOT_FOUND and state and state.email:
                 if still_wanted:
                     self._resync_lead(item, state.email, buffer)
-                    state.lead_id = None
+                    self.store.set_lead_id(item.key, None)
                     settled.changed.append(item.key)
                 else:
                     self.ledger.release(item.entry.hold)  # settled: not in the list, as wanted
@@ -383,10 +383,7 @@ class Outbox:
                 settled.rejections.append(_list_rejection(item.key, call, code, message))
                 continue
             if state is not None:
-                member = call.op is Op.ADD
-                state.acked = (
-                    state.acked | {call.audience} if member else state.acked - {call.audience}
-                )
+                self.store.acknowledge(item.key, call.audience, call.op is Op.ADD)
                 settled.changed.append(item.key)
         return settled
 
@@ -404,7 +401,6 @@ class Outbox:
         self,
         call: LeadSyncCall,
         results: Sequence[tuple[str, LeadId | None, str, str]],
-        state_of: StateOf,
         match_only: bool,
     ) -> Settled:
         """Apply lead-sync results (status, lead id, code, message); refusals cancel the adds."""
@@ -413,11 +409,11 @@ class Outbox:
         unmatched = 0
         for item, (status, lead_id, code, message) in zip(call.taken, results, strict=True):
             for profile in item.entry.value:
-                state = state_of(profile)
+                state = self.store.get(profile)
                 if state is None:
                     continue
                 if status in SUCCESS and lead_id is not None:
-                    state.lead_id = lead_id
+                    self.store.set_lead_id(profile, lead_id)
                     settled.changed.append(profile)
                     self._erase_created(profile, state, lead_id)
                     continue
