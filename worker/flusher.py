@@ -1,4 +1,4 @@
-"""Turn due buffers into Marketo calls, and Marketo's answers into state, holds and rejections.
+"""Turn due buffers into Marketo calls, and Marketo's answers into state and rejections.
 
 At most `max_in_flight` calls run at once; each new one is taken from the outbox only when a
 slot is free, so entries keep coalescing while they wait and budget goes to the fullest

@@ -3,9 +3,10 @@
 A newly assigned partition stays paused until every Marketo call its previous owner may have
 started has ended (`handover_s`); then its changelog is read in a thread, sorted by
 worker.core.restore and loaded, whatever Marketo has not acknowledged is buffered again (and,
-with `marketo.delete_persons`, every person deletion not yet answered), and the loop is told it
-may resume the partition. A restore that fails (Kafka unreachable) is retried a second later:
-the partition never stays paused for good.
+with `marketo.delete_persons`, every person deletion not yet answered), and the partition is
+resumed, if it still is the same assignment (worker.core.partitions keeps where each one is). A
+restore that fails (Kafka unreachable) is retried a second later: the partition never stays
+paused for good.
 """
 
 from __future__ import annotations
