@@ -1,10 +1,16 @@
-"""Fakes for ports, shared by test modules (never stand-ins for Kafka or the sandbox)."""
+"""Fakes for ports, shared by test modules (never stand-ins for Kafka or the sandbox).
+
+The top part serves the loop and the flusher: a clock that moves when told, the consumer and
+publisher ports, a scripted Marketo list writer, and `run_until_idle`, which drives a loop until
+a turn changes nothing (the fixtures that build them are in tests/unit/conftest.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -13,7 +19,209 @@ from urllib.parse import parse_qs
 import orjson
 from aiohttp import test_utils, web
 
-from worker.core.ids import LeadId
+from worker.core.ids import AudienceId, LeadId, ListId, Record
+from worker.core.outbox import Rejection
+from worker.errors import CallAbandoned
+from worker.loop import Loop
+
+Changelog = list[tuple[bytes, bytes | None]]
+Wanted = Callable[[], bool] | None
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class FakeClock:
+    """The loop's monotonic clock and its wall clock, moved together and only by `advance`."""
+
+    def __init__(self, now: float = 0.0, wall: float = 0.0) -> None:
+        self.now = now
+        self.wall_at_zero = wall  # epoch seconds when `now` is 0
+
+    def monotonic(self) -> float:
+        """Seconds on the monotonic clock."""
+        return self.now
+
+    def time(self) -> float:
+        """Epoch seconds on the wall clock."""
+        return self.wall_at_zero + self.now
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass."""
+        self.now += seconds
+
+
+class FakeConsumer:
+    """The input: hands out scripted batches, remembers what was resumed and committed."""
+
+    def __init__(self, batches: Iterable[list[Record]] = ()) -> None:
+        self.batches = deque(batches)
+        self.resumed: set[int] = set()
+        self.committed: dict[int, int] = {}
+
+    def poll_batch(self, max_messages: int) -> list[Record]:
+        """The next scripted batch, or none."""
+        return self.batches.popleft() if self.batches else []
+
+    def commit(self, offsets: Mapping[int, int]) -> dict[int, str | None]:
+        """Every commit succeeds."""
+        self.committed.update(offsets)
+        return dict.fromkeys(offsets)
+
+    def pause(self, partitions: set[int]) -> None:
+        """Stop fetching `partitions`."""
+        self.resumed -= partitions
+
+    def resume(self, partitions: set[int]) -> None:
+        """Fetch `partitions` again."""
+        self.resumed |= partitions
+
+
+class FakePublisher:
+    """Keeps every output record; every flush succeeds. State records also go to `changelog`,
+    which successive owners of a partition may share; `refuse` makes Kafka refuse every dead
+    letter for that reason."""
+
+    def __init__(self, changelog: Changelog | None = None, refuse: str | None = None) -> None:
+        self.changelog: Changelog = [] if changelog is None else changelog
+        self.refuse = refuse
+        self.states: list[tuple[int, bytes, bytes | None]] = []
+        self.dead: list[dict[str, str | bytes | None]] = []
+        self.rejections: list[Rejection] = []
+
+    def dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        on_lost: Callable[[str], None],
+    ) -> None:
+        """Keep the dead letter's headers."""
+        self.dead.append(dict(headers))
+        if self.refuse is not None:
+            on_lost(self.refuse)
+
+    def state(self, partition: int, key: bytes, value: bytes | None) -> None:
+        """Keep a state record."""
+        self.states.append((partition, key, value))
+        self.changelog.append((key, value))
+
+    def rejection(
+        self, rejection: Rejection, list_ids: Mapping[AudienceId, ListId], rejected_at_ms: int
+    ) -> None:
+        """Keep a rejection."""
+        self.rejections.append(rejection)
+
+    def poll(self) -> None:
+        """Nothing to serve."""
+
+    def flush(self, timeout_s: float) -> bool:
+        """Everything is delivered."""
+        return True
+
+
+Failure = Callable[[ListId, int], Exception | None]
+KNOWN_LEAD = LeadId(7)
+
+
+def no_failure(_list_id: ListId, _leads: int) -> Exception | None:
+    """A Marketo that answers every list call."""
+    return None
+
+
+@dataclass(frozen=True)
+class Result:
+    """One record's outcome in a Marketo answer, as fakes of the list writer give it."""
+
+    status: str
+    lead_id: LeadId | None = None
+    reasons: tuple[tuple[str, str], ...] = ()
+
+
+class ScriptedWriter:
+    """Marketo's list writer: list membership and persons as Marketo holds them, with answers a
+    test scripts. `fail(list, leads)` may raise for a list call; with `hold_adds` an add lands
+    at once but answers only once `release` is set; calls wait for the budget `slot` and
+    person deletions for `deletes` (both set at first)."""
+
+    def __init__(self, lead: LeadId = KNOWN_LEAD, fail: Failure = no_failure) -> None:
+        self.lead = lead  # the lead id every lead sync answers
+        self.fail = fail
+        self.members: set[LeadId] = set()
+        self.persons = {lead}
+        self.sizes: list[int] = []  # the leads of every add tried
+        self.added: list[ListId] = []  # the lists of every add that passed
+        self.hold_adds = False
+        self.release = asyncio.Event()
+        self.slot = asyncio.Event()  # the budget slot calls wait for, as the transport does
+        self.slot.set()
+        self.deletes = asyncio.Event()
+        self.deletes.set()
+
+    async def sync_leads(
+        self, records: Sequence[Mapping[str, object]], *, action: str, lookup_field: str
+    ) -> list[Result]:
+        """Every person is known (or created) as `lead`."""
+        return [Result("updated", self.lead) for _ in records]
+
+    async def _list_call(self, list_id: ListId, leads: int, still_wanted: Wanted) -> None:
+        await self.slot.wait()
+        if still_wanted is not None and not still_wanted():
+            raise CallAbandoned("not ours any more")
+        error = self.fail(list_id, leads)
+        if error is not None:
+            raise error
+
+    async def add_to_list(
+        self, list_id: ListId, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
+    ) -> list[Result]:
+        """Add the leads, answering at once unless adds are held."""
+        self.sizes.append(len(lead_ids))
+        await self._list_call(list_id, len(lead_ids), still_wanted)
+        self.members |= set(lead_ids)  # the add lands in Marketo...
+        self.added.append(list_id)
+        if self.hold_adds:
+            await self.release.wait()  # ...but its answer is slow
+        return [Result("added") for _ in lead_ids]
+
+    async def remove_from_list(
+        self, list_id: ListId, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
+    ) -> list[Result]:
+        """Remove the leads."""
+        await self._list_call(list_id, len(lead_ids), still_wanted)
+        self.members -= set(lead_ids)
+        return [Result("removed") for _ in lead_ids]
+
+    async def delete_leads(
+        self, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
+    ) -> list[Result]:
+        """Delete the persons, once `deletes` is set."""
+        await self.deletes.wait()
+        self.persons -= set(lead_ids)
+        return [Result("deleted") for _ in lead_ids]
+
+
+async def run_until_idle(loop: Loop, max_turns: int = 1000) -> None:
+    """Turn `loop` until two turns in a row change nothing: no record read, no restore running,
+    no Marketo call started or ended. (Two: a turn that commits awaits Kafka's flush, and a
+    call may start and end unseen meanwhile.) Time passes only as the fake clock is moved; a
+    call that waits for a test's event stays out."""
+    quiet = 0
+    for _ in range(max_turns):
+        before = set(loop.flusher.tasks)
+        read = await loop.run_once()
+        if loop.restores.tasks:  # they read in a thread: wait for them
+            await asyncio.wait(set(loop.restores.tasks.values()))
+            quiet = 0
+            continue
+        started = set(loop.flusher.tasks)
+        for _ in range(3):  # a fake's call, and the callbacks of its end, run without I/O
+            await asyncio.sleep(0)
+        quiet = quiet + 1 if not read and before == started == loop.flusher.tasks else 0
+        if quiet == 2:
+            return
+    raise AssertionError(f"the loop was still busy after {max_turns} turns")
+
+
+# -- Marketo client fakes --
 
 
 class RecordingLimiter:
@@ -40,15 +248,6 @@ class RecordingLimiter:
     def quota_exhausted(self) -> None:
         """Record a 607."""
         self.quota_exhausted_calls += 1
-
-
-@dataclass(frozen=True)
-class Result:
-    """One record's outcome in a Marketo answer, as fakes of the list writer give it."""
-
-    status: str
-    lead_id: LeadId | None = None
-    reasons: tuple[tuple[str, str], ...] = ()
 
 
 # --- Marketo over HTTP: a scripted fake server, for the client's and the transport's unit tests

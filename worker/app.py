@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -18,6 +18,7 @@ from worker.core.ids import AudienceId, ListId, ProfileId
 from worker.core.ledger import OffsetLedger
 from worker.core.membership import AudienceRule, Audiences
 from worker.core.outbox import Outbox
+from worker.core.partitions import Partitions
 from worker.core.snapshot import StateCodec
 from worker.core.store import StateStore
 from worker.errors import ConfigError, RequestRejected
@@ -28,9 +29,10 @@ from worker.kafka.consumer import KafkaConsumer
 from worker.kafka.producer import TOPIC_MAX_BYTES, Publisher
 from worker.kafka.stats import consumer_lag
 from worker.kafka.topics import ensure_topics, max_message_bytes
-from worker.loop import Loop, LoopSettings
+from worker.loop import Core, Loop, LoopSettings
 from worker.marketo.client import MarketoClient, connect
 from worker.marketo.limiter import Limiter, limiter_for
+from worker.restoring import Restores
 from worker.settings import Settings
 from worker.startup.checks import startup_checks
 from worker.startup.progress import StartUp
@@ -79,7 +81,7 @@ class Health:
 
     def ready(self) -> tuple[bool, str]:
         """/readyz: not before start-up is over."""
-        return (False, "starting") if self.loop is None else _readiness(self.loop)
+        return (False, "starting") if self.loop is None else _readiness(self.loop.partitions)
 
 
 @contextlib.asynccontextmanager
@@ -171,37 +173,50 @@ async def serve(
     return 0
 
 
+def build_core(settings: Settings, list_ids: Mapping[AudienceId, ListId]) -> Core:
+    """The pure state: the partitions' table, the ledger, the profile states and the outbox."""
+    audiences = build_audiences(settings)
+    paths = frozenset(audiences.paths | {m.source for m in settings.mapping})
+    ledger = OffsetLedger()
+    store = StateStore(StateCodec(paths), on_corrupt=_corrupt_state)
+    outbox = Outbox(
+        ledger,
+        store,
+        list(list_ids),
+        settings.flush.max_batch,
+        settings.flush.max_linger_s,
+        delete_persons=settings.marketo.delete_persons,
+    )
+    return Core(Partitions(), ledger, store, outbox, audiences, paths)
+
+
 def build_flusher(
-    settings: Settings, metrics: Metrics, edges: Edges, publisher: Publisher, store: StateStore
+    settings: Settings, metrics: Metrics, edges: Edges, publisher: Publisher, core: Core
 ) -> Flusher:
-    """The outbox, ledger and the flusher that works them and the state."""
+    """The flusher that works the outbox and the state."""
     fields = LeadFields(
         settings.marketo.lookup_field,
         edges.converter,
         match_only=settings.marketo.person_creation == "match_only",
     )
     return Flusher(
-        Outbox(
-            list(edges.list_ids),
-            settings.flush.max_batch,
-            settings.flush.max_linger_s,
-            delete_persons=settings.marketo.delete_persons,
-        ),
+        core.outbox,
         edges.writer,
-        store,
-        OffsetLedger(),
+        core.store,
         publisher,
         metrics,
         edges.list_ids,
         fields,
         max_in_flight=settings.marketo.budget.concurrency,
+        parked_until=edges.limiter.quota_parked_until,
     )
 
 
 def build_loop(
     settings: Settings, metrics: Metrics, edges: Edges, stop: asyncio.Event
 ) -> tuple[Loop, KafkaConsumer]:
-    """The consumer and the loop, wired to each other through the rebalance callbacks."""
+    """The consumer and the loop with its parts; the consumer joins the group last, once the
+    rebalance callbacks have all they drive."""
     k, config, limiter = settings.kafka, edges.config, edges.limiter
     publisher = Publisher(
         config,
@@ -210,48 +225,43 @@ def build_loop(
         k.state_topic,
         max_message_bytes(config, k.dead_letter_topic, TOPIC_MAX_BYTES),
     )
-    audiences = build_audiences(settings)
-    paths = frozenset(audiences.paths | {m.source for m in settings.mapping})
-    store = StateStore(StateCodec(paths), on_corrupt=_corrupt_state)
-    flusher = build_flusher(settings, metrics, edges, publisher, store)
-    loop: Loop
-
-    def share() -> float:
-        # at most all of it: partitions added to the input since start-up count for nothing
-        # (their state partitions do not exist; writing state there stops the worker)
-        return min(1.0, len(loop.assigned) / edges.partitions)
-
-    def assigned(parts: set[int]) -> None:
-        loop.on_assign(parts)
-        limiter.set_share(share())
-
-    def revoked(parts: set[int]) -> None:
-        loop.on_revoke(parts)
-        limiter.set_share(share())
+    core = build_core(settings, edges.list_ids)
+    partitions = core.partitions
 
     def on_stats(stats_json: str) -> None:
         for partition, lag in consumer_lag(stats_json, k.topic).items():
-            if partition in loop.assigned:  # stats may still name a partition just revoked
+            if partition in partitions:  # stats may still name a partition just revoked
                 metrics.consumer_lag.labels(str(partition)).set(lag)
         metrics.daily_quota_remaining.set(limiter.quota_remaining())
-        metrics.ready.set(1 if _readiness(loop)[0] else 0)
+        metrics.ready.set(1 if _readiness(partitions)[0] else 0)
 
-    consumer = KafkaConsumer(
-        {**config, "group.id": k.group_id}, k.topic, assigned, revoked, on_stats=on_stats
-    )
-    loop = Loop(
-        consumer,
-        publisher,
-        flusher,
-        audiences,
-        paths,
-        metrics,
-        loop_settings(settings),
-        lambda p: read_partition(config, k.state_topic, p, stop.is_set),
-        parked_until=limiter.quota_parked_until,
+    consumer = KafkaConsumer({**config, "group.id": k.group_id}, k.topic, on_stats=on_stats)
+    restores = Restores(
+        partitions=partitions,
+        store=core.store,
+        outbox=core.outbox,
+        audiences=core.audiences,
+        metrics=metrics,
+        read=lambda p: read_partition(config, k.state_topic, p, stop.is_set),
+        write_state=publisher.state,
+        flush=publisher.flush,
         end_offset=lambda p: read_end_offset(config, k.topic, p),
+        resume=consumer.resume,
         release_memory=release_free_memory,
     )
+    flusher = build_flusher(settings, metrics, edges, publisher, core)
+    loop = Loop(core, consumer, publisher, flusher, restores, metrics, loop_settings(settings))
+
+    def sharing(rebalance: Callable[[set[int]], None]) -> Callable[[set[int]], None]:
+        def handle(parts: set[int]) -> None:
+            rebalance(parts)
+            # at most all of it: partitions added to the input since start-up count for
+            # nothing (their state partitions do not exist; writing state there stops the worker)
+            limiter.set_share(min(1.0, len(partitions) / edges.partitions))
+
+        return handle
+
+    consumer.subscribe(sharing(loop.on_assign), sharing(loop.on_revoke))
     return loop, consumer
 
 
@@ -272,9 +282,10 @@ def loop_settings(settings: Settings) -> LoopSettings:
     )
 
 
-def _readiness(loop: Loop) -> tuple[bool, str]:
-    if not loop.assigned:
+def _readiness(partitions: Partitions) -> tuple[bool, str]:
+    if not partitions:
         return False, "no partitions assigned"
-    if loop.restores:
-        return False, f"restoring {len(loop.restores)} partitions"
-    return True, f"ready: {len(loop.assigned)} partitions"
+    restoring = len(partitions.restoring())
+    if restoring:
+        return False, f"restoring {restoring} partitions"
+    return True, f"ready: {len(partitions)} partitions"

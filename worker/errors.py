@@ -31,15 +31,6 @@ class PoisonMessage(WorkerError):
         super().__init__(message)
 
 
-class Backpressure(WorkerError):
-    """Marketo refuses work for now; the loop pauses partitions and keeps its buffers."""
-
-    def __init__(self, retry_after_s: float, reason: str) -> None:
-        self.retry_after_s = retry_after_s
-        self.reason = reason
-        super().__init__(f"{reason}: retry after {retry_after_s:.1f} s")
-
-
 class MarketoError(WorkerError):
     """A Marketo call failed as a whole; `code` is Marketo's error code or the HTTP status."""
 

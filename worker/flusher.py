@@ -1,9 +1,10 @@
-"""Turn due buffers into Marketo calls, and Marketo's answers into state, holds and rejections.
+"""Turn due buffers into Marketo calls, and Marketo's answers into state and rejections.
 
 At most `max_in_flight` calls run at once; each new one is taken from the outbox only when a
 slot is free, so entries keep coalescing while they wait and budget goes to the fullest
 buffers first (the most records per call). A call that still fails after the client's retries
-is put back (its offsets stay held); one Marketo refuses for good becomes rejections.
+is put back (its offsets stay held); one Marketo refuses for good becomes rejections. The
+outbox keeps the offset holds: a call is only ever handed back to it, settled or not.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
 import structlog
 
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
-from worker.core.ledger import Hold, OffsetLedger
 from worker.core.outbox import Call, EraseCall, LeadSyncCall, ListCall, Outbox, Rejection, Settled
 from worker.core.profile import Outcome, ProfileState, Unmatched
 from worker.core.store import StateStore
@@ -61,9 +60,11 @@ class ListWriter(Protocol):
 
 
 class RejectionSink(Protocol):
-    """Where refused changes are published (the rejections topic)."""
+    """Where refused changes are published (the rejections topic, in its wire format)."""
 
-    def rejection(self, key: bytes, value: bytes) -> None: ...
+    def rejection(
+        self, rejection: Rejection, list_ids: Mapping[AudienceId, ListId], rejected_at_ms: int
+    ) -> None: ...
 
 
 INVALID_VALUE = "invalid_value"  # a mapped value Marketo would refuse (1003); never sent
@@ -109,29 +110,35 @@ class Flusher:
         outbox: Outbox,
         writer: ListWriter,
         store: StateStore,
-        ledger: OffsetLedger,
         sink: RejectionSink,
         metrics: Metrics,
         list_ids: Mapping[AudienceId, ListId],
         fields: LeadFields,
         max_in_flight: int,
+        clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        parked_until: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.outbox = outbox
         self.writer = writer
         self.store = store
-        self.ledger = ledger
         self.sink = sink
         self.metrics = metrics
         self.list_ids = list_ids
         self.fields = fields
         self.max_in_flight = max_in_flight
-        self.wall = wall
+        self.clock = clock  # the loop's: every wait decided here is on the same clock as `now`
+        self.wall = wall  # epoch seconds, for latencies and the rejections' time
+        self.parked_until = parked_until  # the budget parked on the daily quota (607), on `clock`
         self.tasks: set[asyncio.Task[None]] = set()
-        self.backpressure_until = 0.0  # monotonic; set when Marketo keeps refusing work for now
+        self.backpressure_until = 0.0  # on `clock`; set when Marketo keeps refusing work for now
         # a list (None: the lead syncs) whose last call was refused as a whole waits alone,
         # so a deleted list or a missing permission never holds back the other lists
         self.refused_until: dict[AudienceId | None, float] = {}
+
+    def blocked(self, now: float) -> bool:
+        """Tell whether Marketo takes no new work at `now` (a backoff, or the quota parked)."""
+        return self.backpressure_until > now or (self.parked_until() or 0.0) > now
 
     def start_due(self, now: float, force: bool = False) -> int:
         """Start calls for due buffers while slots are free; return how many started."""
@@ -159,7 +166,7 @@ class Flusher:
             if lead_sync is not None:
                 return lead_sync
         lists = {key for key in refused if key is not None}
-        list_call = self.outbox.next_list_call(self.store.lead_id, now, force, skip=lists)
+        list_call = self.outbox.next_list_call(now, force, skip=lists)
         if list_call is not None or ERASING in refused:
             return list_call
         return self.outbox.next_erase(now, force)
@@ -172,8 +179,7 @@ class Flusher:
             return
         except CallAbandoned:
             # a partition of this call was revoked while it waited: the others go back
-            for hold in self.outbox.retry_later(call, self._is_current):
-                self.ledger.release(hold)
+            self.outbox.retry_later(call)
             log.info("flush.call_abandoned", records=len(call.taken))
             return
         except RequestRejected as exc:
@@ -195,17 +201,15 @@ class Flusher:
         self._apply(settled)
 
     def _retry_later(self, call: Call, exc: Exception, backoff_s: float) -> None:
-        for hold in self.outbox.retry_later(call, self._is_current):
-            self.ledger.release(hold)
+        self.outbox.retry_later(call)
         # a longer wait already decided (a 607) is not cut short by another call's failure
-        self.backpressure_until = max(self.backpressure_until, time.monotonic() + backoff_s)
+        self.backpressure_until = max(self.backpressure_until, self.clock() + backoff_s)
         log.warning("flush.retry_later", error=str(exc), records=len(call.taken))
 
     def _refused(self, call: Call, exc: RequestRejected) -> None:
-        for hold in self.outbox.retry_later(call, self._is_current):
-            self.ledger.release(hold)
+        self.outbox.retry_later(call)
         key = call.audience if isinstance(call, ListCall) else _refusal_key(call)
-        self.refused_until[key] = time.monotonic() + REFUSED_BACKOFF_S
+        self.refused_until[key] = self.clock() + REFUSED_BACKOFF_S
         log.error("flush.call_refused", code=exc.code, audience=key, records=len(call.taken))
 
     async def _send(self, call: Call) -> Settled:
@@ -217,20 +221,17 @@ class Flusher:
         send = self.writer.add_to_list if call.op is Op.ADD else self.writer.remove_from_list
         # not sent once any change in it is not ours: its partition's new owner sends it, and
         # ours could land after theirs
-        results = await send(
-            list_id, call.lead_ids, lambda: all(self._is_current(i.entry.hold) for i in call.taken)
-        )
+        results = await send(list_id, call.lead_ids, lambda: self.outbox.still_ours(call))
         rows3 = [(r.status, *_first_reason(r)) for r in results]
-        current = self._current_epoch_only(call)
-        return self.outbox.settle_list_call(call, rows3, current)
+        return self.outbox.settle_list_call(call, rows3)
 
     async def _erase(self, call: EraseCall) -> Settled:
         """Delete the persons of deleted profiles; not sent once a change in it is not ours."""
         results = await self.writer.delete_leads(
-            call.lead_ids, lambda: all(self._is_current(i.entry.hold) for i in call.taken)
+            call.lead_ids, lambda: self.outbox.still_ours(call)
         )
         rows = [(r.status, *_first_reason(r)) for r in results]
-        return self.outbox.settle_erase(call, rows, self.store.get)
+        return self.outbox.settle_erase(call, rows)
 
     async def _sync_leads(self, call: LeadSyncCall) -> Settled:
         """Send the records Marketo can take; one with a refused value becomes a rejection."""
@@ -246,17 +247,7 @@ class Flusher:
             )
             answers = iter([(r.status, r.lead_id, *_first_reason(r)) for r in results])
         rows = [_refused_row(refusals) if refusals else next(answers) for _, refusals in built]
-        return self.outbox.settle_lead_sync(call, rows, self.store.get, self.fields.match_only)
-
-    def _is_current(self, hold: Hold | None) -> bool:
-        """Tell whether a change was read in the partition's current assignment (or is no
-        partition's, as lead syncs)."""
-        return hold is None or self.ledger.epoch(hold.partition) == hold.epoch
-
-    def _current_epoch_only(self, call: ListCall) -> Callable[[ProfileId], ProfileState | None]:
-        """A state lookup that hides profiles whose partition was revoked since the call began."""
-        stale = {item.key for item in call.taken if not self._is_current(item.entry.hold)}
-        return lambda profile: None if profile in stale else self.store.get(profile)
+        return self.outbox.settle_lead_sync(call, rows, self.fields.match_only)
 
     def _first_state(self, profiles: frozenset[ProfileId]) -> ProfileState | None:
         for profile in profiles:
@@ -266,11 +257,8 @@ class Flusher:
         return None
 
     def _apply(self, settled: Settled) -> None:
-        for hold in settled.holds:
-            self.ledger.release(hold)
         now = self.wall()
         for profile in settled.changed:
-            self.store.touch(profile)
             state = self.store.get(profile)
             if state is not None:
                 self.metrics.end_to_end_latency.observe(max(0.0, now - state.ts_ms / 1000))
@@ -282,31 +270,17 @@ class Flusher:
 
     def _publish(self, rejection: Rejection) -> None:
         self.metrics.rejections.labels(rejection.code).inc()
-        list_id = self.list_ids.get(rejection.audience) if rejection.audience else None
-        body = {
-            "profile_id": rejection.profile,
-            "audience": rejection.audience,
-            "list_id": list_id,
-            # every list the person is missing from: a refused lead sync names each list that
-            # waited for it, where `audience` (a list call's) is null
-            "audiences": list(rejection.audiences),
-            "list_ids": [self.list_ids.get(audience) for audience in rejection.audiences],
-            "op": rejection.op,
-            "code": rejection.code,
-            "message": rejection.message,
-            "rejected_at_ms": int(self.wall() * 1000),
-        }
-        self.sink.rejection(rejection.profile.encode(), orjson.dumps(body))
+        self.sink.rejection(rejection, self.list_ids, int(self.wall() * 1000))
         log.warning("marketo.record_rejected", code=rejection.code, op=rejection.op)
 
     async def drain(self, deadline_s: float) -> bool:
         """Flush everything buffered (shutdown); return True if all of it was sent in time."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            self.start_due(time.monotonic(), force=True)
+        end = self.clock() + deadline_s
+        while (now := self.clock()) < end:
+            self.start_due(now, force=True)
             if not self.tasks:
                 return self.outbox.size() == 0
-            await asyncio.wait(self.tasks, timeout=max(0.0, end - time.monotonic()))
+            await asyncio.wait(self.tasks, timeout=max(0.0, end - now))
         return False
 
 

@@ -22,11 +22,12 @@ from worker.core.ids import AudienceId, ProfileId, Record
 from worker.core.ledger import OffsetLedger
 from worker.core.membership import Audiences, transitions
 from worker.core.outbox import Outbox
+from worker.core.partitions import Partitions
 from worker.core.profile import Outcome, ProfileState, Unmatched, apply
 from worker.core.store import StateStore
 from worker.errors import DeliveryFailed, PoisonMessage
 from worker.flusher import Flusher
-from worker.restoring import EndOffset, Restorer, Restores
+from worker.restoring import Restores
 from worker.telemetry.logging import email_hash
 from worker.telemetry.metrics import Metrics
 
@@ -58,6 +59,19 @@ class Publisher(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Core:
+    """The pure state the loop keeps in step, built by app.py and shared with the flusher and
+    the restores: the partitions' table, the ledger, the states and the outbox."""
+
+    partitions: Partitions
+    ledger: OffsetLedger
+    store: StateStore
+    outbox: Outbox
+    audiences: Audiences
+    paths: frozenset[str]  # the attribute paths that rules and mapping read
+
+
+@dataclass(frozen=True, slots=True)
 class LoopSettings:
     """The loop's knobs, taken from Settings by app.py."""
 
@@ -80,54 +94,32 @@ class Loop:
 
     def __init__(
         self,
+        core: Core,
         consumer: Consumer,
         publisher: Publisher,
         flusher: Flusher,
-        audiences: Audiences,
-        paths: frozenset[str],
+        restores: Restores,
         metrics: Metrics,
         settings: LoopSettings,
-        restorer: Restorer,
         clock: Callable[[], float] = time.monotonic,
-        parked_until: Callable[[], float | None] = lambda: None,
-        end_offset: EndOffset = lambda _partition: -1,
-        release_memory: Callable[[], object] = lambda: None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        self.core = core
+        self.partitions = core.partitions
+        self.outbox = core.outbox
+        self.store = core.store
+        self.ledger = core.ledger
+        self.audiences = audiences = core.audiences
+        self.paths = core.paths
         self.consumer = consumer
         self.publisher = publisher
         self.flusher = flusher
-        self.outbox: Outbox = flusher.outbox
-        self.store: StateStore = flusher.store
-        self.ledger: OffsetLedger = flusher.ledger
-        self.audiences = audiences
-        self.paths = paths
+        self.restores = restores
         self.metrics = metrics
         self.settings = settings
-        self.clock = clock
+        self.clock = clock  # the flusher's and the restores' too: one clock decides every wait
         self.wall_clock = wall_clock  # epoch seconds, for the accepted event times
         self.ts_window = self._ts_window()  # refreshed once a batch, not for every event
-        self.parked_until = parked_until  # the budget parked on the daily quota (607)
-        # per partition: offsets below this were readable before we owned it, so a previous
-        # owner may have acted on them (so their replayed changes are sent explicitly)
-        self.replay_until: dict[int, int] = {}
-        self.assigned: set[int] = set()
-        self.restores = Restores(
-            store=self.store,
-            ledger=self.ledger,
-            outbox=self.outbox,
-            audiences=audiences,
-            metrics=metrics,
-            read=restorer,
-            write_state=publisher.state,
-            flush=publisher.flush,
-            end_offset=end_offset,
-            release_memory=release_memory,
-            handover_s=settings.handover_s,
-            clock=clock,
-            on_restored=self._restored,
-        )
-        self.paused: set[int] = set()  # paused for backpressure (restoring ones are apart)
         self.last_commit = clock()
         # labelled metric children, looked up once instead of for every event
         self.outcomes = {outcome: metrics.events.labels(outcome) for outcome in Outcome}
@@ -142,13 +134,13 @@ class Loop:
     # -- rebalance callbacks: synchronous, in memory only (they run inside consume()) --
 
     def on_assign(self, partitions: set[int]) -> None:
-        """New partitions: track them, keep them paused until their state is restored."""
+        """New partitions: track them, keep them paused until their state is restored, which
+        starts once the handover time has passed."""
         self.metrics.rebalances.inc()
-        for partition in partitions:
-            self.ledger.assign(partition)
+        restore_at = self.clock() + self.settings.handover_s
+        for partition, epoch in self.partitions.assign(partitions, restore_at).items():
+            self.ledger.assign(partition, epoch)
             self.store.assign(partition)
-        self.restores.assign(partitions, self.clock())
-        self.assigned |= partitions
         self.consumer.pause(partitions)
         log.info("partitions.assigned", partitions=sorted(partitions))
 
@@ -160,14 +152,12 @@ class Loop:
         for partition in partitions:
             self.ledger.revoke(partition)
             self.store.drop(partition)
-            self.replay_until.pop(partition, None)
             # a partition's gauges belong to its owner: a frozen value here would keep a lag
             # alert firing (or silent) after the new owner caught up
             for gauge in (self.metrics.committed_offset, self.metrics.consumer_lag):
                 with contextlib.suppress(KeyError):
                     gauge.remove(str(partition))
-        self.assigned -= partitions
-        self.paused -= partitions
+        self.partitions.revoke(partitions)
         log.info("partitions.revoked", partitions=sorted(partitions))
 
     # -- the steps --
@@ -227,10 +217,7 @@ class Loop:
         if flips:
             self._buffer(event.profile_id, state, record, flips, now)
         # after the list changes: a delete cancels a buffered lead sync, then nothing awaits it
-        erased = self.outbox.erase_if_deleted(
-            event.profile_id, state, lambda: self.ledger.hold(record.partition, record.offset), now
-        )
-        self.ledger.release(erased)
+        self.outbox.erase_if_deleted(event.profile_id, state, record.partition, record.offset, now)
         outcome = Outcome.APPLIED if flips else Outcome.NO_CHANGE
         if state.email is None and not state.deleted:
             outcome = Outcome.UNMATCHED  # no valid match key: never sent
@@ -253,16 +240,15 @@ class Loop:
         flips: Mapping[AudienceId, bool],
         now: float,
     ) -> None:
-        released = self.outbox.enqueue(
+        self.outbox.enqueue(
             profile,
             state,
             flips,
-            lambda: self.ledger.hold(record.partition, record.offset),
+            record.partition,
+            record.offset,
             now,
-            explicit=record.offset < self.replay_until.get(record.partition, -1),
+            explicit=record.offset < self.partitions.replay_until(record.partition),
         )
-        for hold in released:
-            self.ledger.release(hold)
         for audience, member in flips.items():
             counter = self.changes.get((audience, member))
             if counter is not None:
@@ -305,7 +291,7 @@ class Loop:
             self.publisher.state(partition, profile.encode(), data)
         if not await asyncio.to_thread(self.publisher.flush, FLUSH_TIMEOUT_S):
             raise DeliveryFailed("output records were not delivered; stopping without commit")
-        due = {p: o for p, o in due.items() if p in self.assigned}
+        due = {p: o for p, o in due.items() if p in self.partitions}
         if not due:
             return
         for partition, error in self.consumer.commit(due).items():
@@ -316,44 +302,38 @@ class Loop:
                 self.metrics.commit_failures.inc()
                 log.warning("offsets.commit_failed", partition=partition, error=error)
 
-    def _restored(self, partition: int, replay_until: int) -> None:
-        """A partition's state is restored: process its records (unless paused meanwhile)."""
-        self.replay_until[partition] = replay_until
-        if partition not in self.paused:
-            self.consumer.resume({partition})
-
     def _apply_backpressure(self, now: float) -> None:
         full = self.outbox.size() >= self.settings.max_buffered_changes
-        parked = self.parked_until()
-        blocked = full or self.flusher.backpressure_until > now or (parked or 0.0) > now
-        active = self.assigned - self.restores.partitions()
-        if blocked and active - self.paused:
-            to_pause = active - self.paused
+        blocked = full or self.flusher.blocked(now)
+        paused = self.partitions.paused()
+        to_pause = self.partitions.active() - paused if blocked else set()
+        if to_pause:
             self.consumer.pause(to_pause)
-            self.paused |= to_pause
+            self.partitions.pause(to_pause)
+            paused |= to_pause
             log.info("partitions.paused", partitions=sorted(to_pause), buffer_full=full)
         elif (
             not blocked
-            and self.paused
+            and paused
             # at least 1: with a bound of 1, half of it rounds to 0 and nothing would resume
             and self.outbox.size() < max(1, self.settings.max_buffered_changes // 2)
         ):
-            self.consumer.resume(self.paused & active)
-            log.info("partitions.resumed", partitions=sorted(self.paused))
-            self.paused.clear()
-        self.metrics.paused_partitions.set(len(self.paused))
+            self.consumer.resume(self.partitions.resume_all())
+            log.info("partitions.resumed", partitions=sorted(paused))
+            paused = set()
+        self.metrics.paused_partitions.set(len(paused))
         self.metrics.state_profiles.set(len(self.store))
         for audience, buffer in self.outbox.lists.items():
             self.metrics.buffered_changes.labels(audience).set(len(buffer))
 
     async def shutdown(self, deadline_s: float) -> bool:
         """Stop fetching, flush within the deadline, commit."""
-        if self.assigned:
-            self.consumer.pause(self.assigned)
+        if self.partitions:
+            self.consumer.pause(set(self.partitions))
         flushed = await self.flusher.drain(deadline_s)
         await self.commit(final=True)
         if not self.flusher.tasks:  # every call answered: the state written is complete
-            for partition in self.assigned - self.restores.partitions():
+            for partition in self.partitions.active():
                 self.publisher.state(partition, snapshot.CLEAN_HANDOVER, self.audiences.fingerprint)
             await asyncio.to_thread(self.publisher.flush, FLUSH_TIMEOUT_S)
         log.info(

@@ -3,9 +3,10 @@
 A newly assigned partition stays paused until every Marketo call its previous owner may have
 started has ended (`handover_s`); then its changelog is read in a thread, sorted by
 worker.core.restore and loaded, whatever Marketo has not acknowledged is buffered again (and,
-with `marketo.delete_persons`, every person deletion not yet answered), and the loop is told it
-may resume the partition. A restore that fails (Kafka unreachable) is retried a second later:
-the partition never stays paused for good.
+with `marketo.delete_persons`, every person deletion not yet answered), and the partition is
+resumed, if it still is the same assignment (worker.core.partitions keeps where each one is). A
+restore that fails (Kafka unreachable) is retried a second later: the partition never stays
+paused for good.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import structlog
 from worker.core import snapshot
 from worker.core.delivery import FLUSH_TIMEOUT_S
 from worker.core.ids import ProfileId
-from worker.core.ledger import Hold, OffsetLedger
 from worker.core.membership import Audiences
 from worker.core.outbox import Outbox
+from worker.core.partitions import Partitions
 from worker.core.profile import ProfileState
 from worker.core.restore import Restored, triage
 from worker.core.store import StateStore
@@ -38,13 +39,13 @@ RETRY_AFTER_S = 1.0
 
 
 class Restores:
-    """The assigned partitions whose state is not restored yet, and their restore tasks."""
+    """The restore tasks of the partitions the table says are restoring."""
 
     def __init__(
         self,
         *,
+        partitions: Partitions,
         store: StateStore,
-        ledger: OffsetLedger,
         outbox: Outbox,
         audiences: Audiences,
         metrics: Metrics,
@@ -52,13 +53,12 @@ class Restores:
         write_state: StateWriter,
         flush: Flush,
         end_offset: EndOffset,
-        release_memory: Callable[[], object],
-        handover_s: float,
-        clock: Callable[[], float],
-        on_restored: Callable[[int, int], None],
+        resume: Callable[[set[int]], None],
+        release_memory: Callable[[], object] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.partitions = partitions
         self.store = store
-        self.ledger = ledger
         self.outbox = outbox
         self.audiences = audiences
         self.metrics = metrics
@@ -66,27 +66,13 @@ class Restores:
         self.write_state = write_state
         self.flush = flush
         self.end_offset = end_offset
+        self.resume = resume  # the consumer's: a restored partition's records are fetched again
         self.release_memory = release_memory  # what a restore's reading freed, back to the OS
-        self.handover_s = handover_s
         self.clock = clock
-        # (partition, replay_until): offsets below replay_until were readable before we owned
-        # the partition, so its previous owner may have acted on them (-1: it wrote all it did)
-        self.on_restored = on_restored
-        self.tasks: dict[int, asyncio.Task[None] | None] = {}  # None: not started yet
-        self.starts_at: dict[int, float] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}  # the running ones
 
     def __len__(self) -> int:
-        return len(self.tasks)
-
-    def partitions(self) -> set[int]:
-        """The partitions still waiting for, or in, their restore."""
-        return set(self.tasks)
-
-    def assign(self, partitions: set[int], now: float) -> None:
-        """New partitions: restore each once the handover time has passed."""
-        for partition in partitions:
-            self.tasks[partition] = None
-            self.starts_at[partition] = now + self.handover_s
+        return len(self.partitions.restoring())
 
     def revoke(self, partitions: set[int]) -> None:
         """Lost partitions: cancel their restores."""
@@ -94,24 +80,26 @@ class Restores:
             task = self.tasks.pop(partition, None)
             if task is not None:
                 task.cancel()
-            self.starts_at.pop(partition, None)
 
     def start_due(self, now: float) -> None:
         """Start the restores whose handover time has passed."""
-        for partition, task in self.tasks.items():
-            if task is None and self.starts_at.get(partition, 0.0) <= now:
-                self.tasks[partition] = asyncio.create_task(self._restore_or_retry(partition))
+        for partition in self.partitions.start_due(now):
+            epoch = self.partitions.epoch(partition)
+            assert epoch is not None  # start_due names assigned partitions only
+            self.tasks[partition] = asyncio.create_task(self._restore_or_retry(partition, epoch))
 
-    async def _restore_or_retry(self, partition: int) -> None:
+    async def _restore_or_retry(self, partition: int, epoch: int) -> None:
         try:
-            await self._restore(partition)
+            await self._restore(partition, epoch)
         except Exception as exc:  # noqa: BLE001 - any failure: the partition stays paused, retried
             log.warning("state.restore_failed", partition=partition, error=str(exc))
-            if partition in self.tasks:
-                self.tasks[partition] = None
-                self.starts_at[partition] = self.clock() + RETRY_AFTER_S
+            if self.partitions.epoch(partition) == epoch:
+                self.partitions.retry_restore(partition, self.clock() + RETRY_AFTER_S)
+        finally:
+            if self.tasks.get(partition) is asyncio.current_task():
+                del self.tasks[partition]
 
-    async def _restore(self, partition: int) -> None:
+    async def _restore(self, partition: int, epoch: int) -> None:
         started = time.monotonic()
         end = await asyncio.to_thread(self.end_offset, partition)
         # read in a worker thread: the loop keeps polling and serving /healthz
@@ -126,12 +114,11 @@ class Restores:
         self.store.load(partition, image.states)
         for profile, state in restored.changed.items():
             self.store.put(partition, profile, state)
-        epoch = self.ledger.epoch(partition)
         resent = sum(
-            self._resend_unacknowledged(partition, epoch, profile, state)
+            self._resend_unacknowledged(partition, profile, state)
             for profile, state in restored.pending.items()
         )
-        resent += self._erase_again(partition, epoch, restored)
+        resent += self._erase_again(partition, restored)
         if self.store.codec.layout_id not in image.layouts:  # later readers must know it
             self.write_state(partition, *self.store.codec.layout_record())
         if clean:
@@ -145,10 +132,10 @@ class Restores:
         self.metrics.state_restore.inc(elapsed)
         self.metrics.state_restored_profiles.inc(len(image.states))
         self.metrics.state_profiles.set(len(self.store))
-        if partition in self.tasks:  # still ours
-            del self.tasks[partition]
-            self.starts_at.pop(partition, None)
-            self.on_restored(partition, end)
+        # offsets below `end` were readable before we owned the partition, so its previous owner
+        # may have acted on them (-1: it wrote all it did)
+        if self.partitions.restored(partition, epoch, end):  # still this assignment
+            self.resume({partition})
         if restored.corrupt:
             log.warning("state.corrupt_record", partition=partition, records=restored.corrupt)
         log.info(
@@ -169,24 +156,23 @@ class Restores:
         return triage(image, codec, self.audiences, delete_persons=self.outbox.deletes_persons)
 
     def _resend_unacknowledged(
-        self, partition: int, epoch: int | None, profile: ProfileId, state: ProfileState
+        self, partition: int, profile: ProfileId, state: ProfileState
     ) -> int:
-        """Whatever Marketo has not acknowledged is sent again; return 1 if any."""
+        """Whatever Marketo has not acknowledged is sent again (holding no offset: its event
+        was committed long ago); return 1 if any."""
         pending = state.desired ^ state.acked
-        if not pending or epoch is None:
+        if not pending or partition not in self.partitions:
             return 0
         flips = {audience: audience in state.desired for audience in pending}
-        marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
-        self.outbox.enqueue(profile, state, flips, lambda: marker, self.clock())
+        self.outbox.enqueue(profile, state, flips, partition, None, self.clock())
         return 1
 
-    def _erase_again(self, partition: int, epoch: int | None, restored: Restored) -> int:
+    def _erase_again(self, partition: int, restored: Restored) -> int:
         """Queue again the person deletions a previous owner had not seen answered (its delete
         events, replayed, are stale); each waits for the profile's list removals, as before;
         return how many."""
-        if epoch is None:
+        if partition not in self.partitions:
             return 0
-        marker = Hold(partition, -1, epoch)  # holds no offset; dies with the assignment
         for profile, state in restored.erasing.items():
-            self.outbox.erase_if_deleted(profile, state, lambda: marker, self.clock())
+            self.outbox.erase_if_deleted(profile, state, partition, None, self.clock())
         return len(restored.erasing)

@@ -1,64 +1,33 @@
-"""The run loop with fakes for Kafka (unit tier): restore retries, records flow after restore."""
+"""The run loop with fakes for Kafka and Marketo (unit tier): restores, backpressure, the flow of
+records after a restore, dead letters and the gauges of revoked partitions."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import orjson
 from prometheus_client import generate_latest
 
+from tests.fakes import (
+    Changelog,
+    FakeClock,
+    FakeConsumer,
+    FakePublisher,
+    ScriptedWriter,
+    run_until_idle,
+)
+from tests.unit.conftest import AUDIENCES, FR, LISTS, MakeLoop
 from worker.core.events import MIN_TS_MS
-from worker.core.fields import Converter, FieldSpec
-from worker.core.ids import AudienceId, LeadId, ListId, ProfileId, Record
-from worker.core.ledger import OffsetLedger
-from worker.core.membership import AudienceRule, Audiences
-from worker.core.outbox import Outbox
+from worker.core.ids import AudienceId, LeadId, ProfileId, Record
 from worker.core.profile import ProfileState
-from worker.core.rules import compile_rule
 from worker.core.snapshot import CLEAN_HANDOVER, StateCodec
-from worker.core.store import StateStore
-from worker.flusher import Flusher, LeadFields
-from worker.loop import Loop, LoopSettings
+from worker.errors import MarketoUnavailable
+from worker.loop import Loop
 from worker.restoring import Restorer
-from worker.telemetry.metrics import Metrics
 
-
-class FakeConsumer:
-    """Records pause/resume; hands out no records."""
-
-    def __init__(self) -> None:
-        self.resumed: set[int] = set()
-
-    def poll_batch(self, max_messages: int) -> list[Record]:
-        return []
-
-    def commit(self, offsets: Mapping[int, int]) -> dict[int, str | None]:
-        return dict.fromkeys(offsets)
-
-    def pause(self, partitions: set[int]) -> None:
-        self.resumed -= partitions
-
-    def resume(self, partitions: set[int]) -> None:
-        self.resumed |= partitions
-
-
-class FakePublisher:
-    """Accepts everything and keeps the state records; every flush succeeds."""
-
-    def __init__(self) -> None:
-        self.states: list[tuple[int, bytes, bytes | None]] = []
-
-    def dead_letter(self, key: object, value: object, headers: object, on_lost: object) -> None: ...
-    def state(self, partition: int, key: bytes, value: bytes | None) -> None:
-        self.states.append((partition, key, value))
-
-    def rejection(self, key: bytes, value: bytes) -> None: ...
-    def poll(self) -> None: ...
-    def flush(self, timeout_s: float) -> bool:
-        return True
+CODEC = StateCodec(AUDIENCES.paths)
 
 
 class FlakyRestorer:
@@ -74,52 +43,15 @@ class FlakyRestorer:
         return []
 
 
-FR = AudienceId("fr")
-AUDIENCES = Audiences([AudienceRule(FR, compile_rule('country == "FR"'))])
-CODEC = StateCodec(AUDIENCES.paths)
-
-
-def make_loop(
-    restorer: Restorer,
-    consumer: FakeConsumer,
-    clock: list[float],
-    publisher: FakePublisher | None = None,
-    max_buffered: int = 1000,
-) -> Loop:
-    audiences = AUDIENCES
-    fields = {"email": FieldSpec("email", "email", 255, True)}
-    flusher = Flusher(
-        Outbox([AudienceId("fr")], 300, 1.0),
-        None,
-        StateStore(StateCodec(audiences.paths)),
-        OffsetLedger(),  # type: ignore[arg-type]
-        FakePublisher(),
-        Metrics(),
-        {AudienceId("fr"): ListId(1)},
-        LeadFields("email", Converter([], fields), match_only=False),
-        max_in_flight=1,
-    )
-    settings = LoopSettings("in", 65536, max_buffered, 1.0, handover_s=0.0)
-    return Loop(
-        consumer,
-        publisher or FakePublisher(),
-        flusher,
-        audiences,
-        audiences.paths,
-        Metrics(),  # type: ignore[arg-type]
-        settings,
-        restorer,
-        clock=lambda: clock[0],
-    )
+def reading(changelog: Changelog) -> Restorer:
+    """A changelog read back as one batch."""
+    return lambda _partition: [changelog]
 
 
 async def restore(loop: Loop, consumer: FakeConsumer) -> None:
     """Assign partition 0 and turn the loop until its restore (in a thread) resumed it."""
     loop.on_assign({0})
-    deadline = time.monotonic() + 10
-    while 0 not in consumer.resumed and time.monotonic() < deadline:
-        await loop.run_once()
-        await asyncio.sleep(0.01)
+    await run_until_idle(loop)
     assert consumer.resumed == {0}
 
 
@@ -137,29 +69,31 @@ def saved(country: str, desired: set[AudienceId], acked: set[AudienceId]) -> byt
     return CODEC.encode(state)
 
 
-async def test_after_a_clean_handover_only_unacknowledged_states_are_resent() -> None:
+async def test_after_a_clean_handover_only_unacknowledged_states_are_resent(
+    make_loop: MakeLoop, consumer: FakeConsumer
+) -> None:
     """With the marker of these rules last, a state Marketo acknowledged is kept as it is and
     one it did not is queued again."""
-    records = [
+    records: Changelog = [
         CODEC.layout_record(),
         (b"done", saved("FR", {FR}, {FR})),
         (b"waiting", saved("FR", {FR}, set())),
         (CLEAN_HANDOVER, AUDIENCES.fingerprint),
     ]
-    consumer = FakeConsumer()
-    loop = make_loop(lambda _p: [records], consumer, [0.0])
+    loop = make_loop(restorer=lambda _p: [records])
     await restore(loop, consumer)
     buffer = loop.outbox.lists[FR]
     assert (buffer.pending(ProfileId("waiting")), buffer.pending(ProfileId("done"))) == (True, None)
     assert len(loop.store) == 2
 
 
-async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten() -> None:
+async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten(
+    make_loop: MakeLoop, consumer: FakeConsumer
+) -> None:
     """Without the marker, a state whose membership the rules now decide otherwise is
     corrected in memory and written back at the next commit."""
-    records = [CODEC.layout_record(), (b"p1", saved("FR", set(), set()))]
-    consumer = FakeConsumer()
-    loop = make_loop(lambda _p: [records], consumer, [0.0])
+    records: Changelog = [CODEC.layout_record(), (b"p1", saved("FR", set(), set()))]
+    loop = make_loop(restorer=lambda _p: [records])
     await restore(loop, consumer)
     state = loop.store.get(ProfileId("p1"))
     assert state is not None
@@ -167,30 +101,33 @@ async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten() -> 
     assert [profile for _, profile, _ in loop.store.take_dirty()] == ["p1"]
 
 
-async def test_a_restore_writes_the_layout_record_only_when_the_partition_lacks_it() -> None:
+async def test_a_restore_writes_the_layout_record_only_when_the_partition_lacks_it(
+    make_loop: MakeLoop, consumer: FakeConsumer
+) -> None:
     """States written from now on must be readable later: the layout is recorded once."""
     written = []
-    for records in ([], [CODEC.layout_record()]):
-        consumer, publisher = FakeConsumer(), FakePublisher()
-        loop = make_loop(lambda _p, r=records: [r], consumer, [0.0], publisher)
+    changelogs: list[Changelog] = [[], [CODEC.layout_record()]]
+    for records in changelogs:
+        publisher = FakePublisher()
+        loop = make_loop(restorer=reading(records), publisher=publisher)
         await restore(loop, consumer)
         written.append(publisher.states)
     assert written == [[(0, *CODEC.layout_record())], []]
 
 
-async def test_a_failed_restore_is_retried_and_the_partition_resumes() -> None:
+async def test_a_failed_restore_is_retried_and_the_partition_resumes(
+    make_loop: MakeLoop, consumer: FakeConsumer, clock: FakeClock
+) -> None:
     """A restore that fails (Kafka unreachable) is retried a second later, then the partition
     is resumed; it never stays paused for good."""
-    consumer, restorer, clock = FakeConsumer(), FlakyRestorer(), [100.0]
-    loop = make_loop(restorer, consumer, clock)
+    restorer = FlakyRestorer()
+    loop = make_loop(restorer=restorer)
     loop.on_assign({0})
-    deadline = time.monotonic() + 10  # the restore runs in a thread: wait for it, bounded
-    while 0 not in consumer.resumed and time.monotonic() < deadline:
-        await loop.run_once()
-        await asyncio.sleep(0.01)
-        clock[0] += 0.1  # the fake clock passes the one-second retry delay
-    assert restorer.calls == 2
-    assert consumer.resumed == {0}
+    await run_until_idle(loop)
+    failed = (restorer.calls, set(consumer.resumed))  # the retry waits for its second
+    clock.advance(1.0)
+    await run_until_idle(loop)
+    assert (failed, restorer.calls, consumer.resumed) == ((1, set()), 2, {0})
     assert not loop.restores
 
 
@@ -200,26 +137,28 @@ class BacklogConsumer(FakeConsumer):
     def __init__(self, stop: asyncio.Event) -> None:
         super().__init__()
         self.stop = stop
-        self.batches = 0
+        self.polls = 0
         self.call_ran_after: list[int] = []
 
     def poll_batch(self, max_messages: int) -> list[Record]:
-        self.batches += 1
-        if self.batches == 1:
+        self.polls += 1
+        if self.polls == 1:
             asyncio.get_running_loop().create_task(self.call())
-        if self.batches == 100:
+        if self.polls == 100:
             self.stop.set()
-        return [Record(0, self.batches, b"k", b"not json")]
+        return [Record(0, self.polls, b"k", b"not json")]
 
     async def call(self) -> None:
-        self.call_ran_after.append(self.batches)
+        self.call_ran_after.append(self.polls)
 
 
-async def test_a_call_started_during_a_backlog_runs_before_the_next_batch() -> None:
+async def test_a_call_started_during_a_backlog_runs_before_the_next_batch(
+    make_loop: MakeLoop,
+) -> None:
     """The loop lets other tasks (Marketo calls, /metrics) run between batches of a backlog."""
     stop = asyncio.Event()
     consumer = BacklogConsumer(stop)
-    await make_loop(lambda _p: [], consumer, [0.0]).run(stop)
+    await make_loop(consumer=consumer).run(stop)
     assert consumer.call_ran_after == [1]
 
 
@@ -234,11 +173,12 @@ def upsert(offset: int, country: str) -> Record:
     return Record(0, offset, b"p1", orjson.dumps(body))
 
 
-async def test_a_buffer_bound_of_one_pauses_and_resumes() -> None:
+async def test_a_buffer_bound_of_one_pauses_and_resumes(
+    make_loop: MakeLoop, consumer: FakeConsumer
+) -> None:
     """With flush.max_buffered_changes 1, a full buffer pauses the partition and an empty one
     resumes it (half of 1 rounds to 0: the resume bound is at least 1)."""
-    consumer = FakeConsumer()
-    loop = make_loop(lambda _p: [], consumer, [0.0], max_buffered=1)
+    loop = make_loop(max_buffered=1)
     await restore(loop, consumer)
     loop.process(upsert(0, "FR"), 0.0)  # enters: a lead sync and an add wait
     await loop.run_once()
@@ -248,50 +188,62 @@ async def test_a_buffer_bound_of_one_pauses_and_resumes() -> None:
     assert (paused, consumer.resumed) == (True, {0})
 
 
-def test_a_revoked_partition_leaves_no_gauge_behind() -> None:
+async def test_partitions_paused_by_a_backoff_resume_once_the_clock_passes_it(
+    make_loop: MakeLoop, consumer: FakeConsumer, clock: FakeClock, writer: ScriptedWriter
+) -> None:
+    """An add that fails (Marketo unavailable) pauses the partitions for its one-second
+    backoff, on the loop's clock; once that clock passes it they resume and the add is sent."""
+    failures = [MarketoUnavailable("604", "busy")]
+    writer.fail = lambda _list, _leads: failures.pop() if failures else None
+    loop = make_loop()
+    await restore(loop, consumer)
+    loop.process(upsert(0, "FR"), clock.monotonic())
+    clock.advance(2.0)  # past the linger: the lead sync, then the add that fails
+    await run_until_idle(loop)
+    during = (set(consumer.resumed), list(writer.added))
+    clock.advance(0.5)
+    await run_until_idle(loop)
+    still = set(consumer.resumed)
+    clock.advance(0.5)
+    await run_until_idle(loop)
+    assert (during, still) == ((set(), []), set())
+    assert (consumer.resumed, writer.added, writer.members) == ({0}, [LISTS[FR]], {LeadId(7)})
+
+
+def test_a_revoked_partition_leaves_no_gauge_behind(make_loop: MakeLoop) -> None:
     """Its committed offset and lag are the new owner's to report; a frozen value here would
     keep a lag alert firing."""
-    loop = make_loop(lambda _p: [], FakeConsumer(), [0.0])
+    loop = make_loop()
     loop.on_assign({0})
     loop.metrics.committed_offset.labels("0").set(5)
     loop.metrics.consumer_lag.labels("0").set(9)
+    before = generate_latest(loop.metrics.registry).decode()
     loop.on_revoke({0})
-    exported = generate_latest(loop.metrics.registry).decode()
-    assert 'partition="0"' not in exported
+    after = generate_latest(loop.metrics.registry).decode()
+    assert ('partition="0"' in before, 'partition="0"' in after) == (True, False)
 
 
-class DeadLetterPublisher(FakePublisher):
-    """Keeps each dead letter's headers; reports every one as refused when `refuse` is set."""
-
-    def __init__(self, refuse: str | None = None) -> None:
-        super().__init__()
-        self.refuse = refuse
-        self.dead: list[dict[str, object]] = []
-
-    def dead_letter(self, key: object, value: object, headers: object, on_lost: object) -> None:
-        self.dead.append(dict(headers))  # type: ignore[call-overload]
-        if self.refuse is not None:
-            on_lost(self.refuse)  # type: ignore[operator]
-
-
-def test_an_event_later_than_the_wall_clock_allows_is_dead_lettered_as_ts_future() -> None:
+def test_an_event_later_than_the_wall_clock_allows_is_dead_lettered_as_ts_future(
+    make_loop: MakeLoop, publisher: FakePublisher
+) -> None:
     """The loop bounds ts by its wall clock: a ts past now plus the allowed future is refused."""
-    publisher = DeadLetterPublisher()
-    loop = make_loop(lambda _p: [], FakeConsumer(), [0.0], publisher=publisher)
+    loop = make_loop()  # the fake wall clock says epoch 0, so ts up to 1000 are accepted
     loop.settings = dataclasses.replace(loop.settings, ts_bounds_ms=(MIN_TS_MS, 1_000))
-    loop.wall_clock = lambda: 0.0  # now is epoch ms 0, so ts up to 1000 are accepted
     loop.ts_window = loop._ts_window()
     loop.process(upsert(999, "FR"), 0.0)  # ts 1000: exactly the bound, accepted
     loop.process(upsert(1000, "FR"), 0.0)  # ts 1001: past it
     assert [headers["error.kind"] for headers in publisher.dead] == ["ts_future"]
 
 
-def test_a_dead_letter_kafka_refuses_is_counted_by_reason_and_the_loop_goes_on() -> None:
+def test_a_dead_letter_kafka_refuses_is_counted_by_reason_and_the_loop_goes_on(
+    make_loop: MakeLoop,
+) -> None:
     """A dead letter Kafka refuses is counted in dead_letter_failures_total{reason}."""
-    publisher = DeadLetterPublisher(refuse="msg_size_too_large")
-    loop = make_loop(lambda _p: [], FakeConsumer(), [0.0], publisher=publisher)
+    loop = make_loop(publisher=FakePublisher(refuse="msg_size_too_large"))
     loop.on_assign({0})
     loop.process(Record(0, 7, b"p1", b"not json"), 0.0)
     loop.process(upsert(8, "FR"), 0.0)
-    failures = loop.metrics.dead_letter_failures.labels("msg_size_too_large")._value.get()
+    failures = loop.metrics.registry.get_sample_value(
+        "marketo_worker_dead_letter_failures_total", {"reason": "msg_size_too_large"}
+    )
     assert (failures, loop.store.get(ProfileId("p1"), 0) is not None) == (1.0, True)

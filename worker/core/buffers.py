@@ -1,7 +1,8 @@
 """Coalescing buffers (guarantee 3): last write wins per key; a key is never in two calls at once.
 
 One buffer per list (key: profile, value: the op) and one lead-sync buffer shared by all lists
-(key: email). Pure: the caller passes `now` and keeps the ledger holds the entries carry.
+(key: email). Pure: the caller passes `now`; the holds the entries carry are handed back to it
+(worker.core.outbox, which releases them).
 """
 
 from __future__ import annotations

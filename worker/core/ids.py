@@ -21,15 +21,6 @@ class Op(StrEnum):
     REMOVE = "remove"
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where a record was read: its topic, partition and offset."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
 @dataclass(slots=True)  # not frozen: built for every record, and frozen init costs 2x
 class Record:
     """One input record as read from Kafka: where it was, and its raw key and value."""

@@ -3,6 +3,8 @@
 A partition's committable offset is the lowest offset still held by an unflushed change, or the
 next offset after the last record read when nothing is held. Holds carry the partition's
 assignment epoch, so a late release for a revoked (or re-assigned) partition is ignored.
+Holds are taken and released by the outbox alone (worker.core.outbox): the change that carries
+a hold is the one thing that can settle it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """One unflushed change's claim on an input offset."""
+    """One unflushed change's claim on an input offset (None: a change re-sent by a restore,
+    which holds no offset but still belongs to this assignment of the partition)."""
 
     partition: int
-    offset: int
+    offset: int | None
     epoch: int
 
 
@@ -32,13 +35,11 @@ class OffsetLedger:
 
     def __init__(self) -> None:
         self._partitions: dict[int, _Partition] = {}
-        self._epochs = 0
 
-    def assign(self, partition: int) -> int:
-        """Start tracking a newly assigned partition; return its assignment epoch."""
-        self._epochs += 1
-        self._partitions[partition] = _Partition(epoch=self._epochs)
-        return self._epochs
+    def assign(self, partition: int, epoch: int) -> None:
+        """Start tracking a newly assigned partition in its assignment `epoch` (a number the
+        partitions' table gives each assignment, worker.core.partitions)."""
+        self._partitions[partition] = _Partition(epoch=epoch)
 
     def revoke(self, partition: int) -> None:
         """Forget a partition: its holds die with it (the new owner re-reads them)."""
@@ -55,17 +56,27 @@ class OffsetLedger:
         if state is not None:
             state.next_offset = offset + 1
 
-    def hold(self, partition: int, offset: int) -> Hold | None:
-        """Keep `offset` from being committed until the returned hold is released."""
+    def hold(self, partition: int, offset: int | None) -> Hold | None:
+        """Keep `offset` from being committed until the returned hold is released; with None,
+        hold nothing but tie the change to the partition's current assignment."""
         state = self._partitions.get(partition)
         if state is None:
             return None
-        state.held[offset] = state.held.get(offset, 0) + 1
+        if offset is not None:
+            state.held[offset] = state.held.get(offset, 0) + 1
         return Hold(partition, offset, state.epoch)
+
+    def is_current(self, hold: Hold | None) -> bool:
+        """Tell whether a change was read in its partition's current assignment (or belongs to
+        no partition, as lead syncs do)."""
+        if hold is None:
+            return True
+        state = self._partitions.get(hold.partition)
+        return state is not None and state.epoch == hold.epoch
 
     def release(self, hold: Hold | None) -> None:
         """Drop a hold; a hold from an earlier assignment of the partition is ignored."""
-        if hold is None:
+        if hold is None or hold.offset is None:
             return
         state = self._partitions.get(hold.partition)
         if state is None or state.epoch != hold.epoch:

@@ -3,21 +3,26 @@
 One coalescing buffer per audience's list (profile -> member?) and one lead-sync buffer shared by
 all lists (email -> profiles), so a person entering three lists costs one lead sync. A list
 entry needs the person's lead id; until the lead sync returns it, the entry waits.
+
+The outbox owns the offset holds: it takes one from the ledger for every change it buffers and
+releases it when the change is settled, refused, replaced, cancelled or dropped. A call carries
+its entries' holds and comes back whole (settled, put back, or refused), so no caller has holds
+to release, and a call that holds offsets for long (a bulk import job) needs nothing more.
+What an answer changes in a profile's state (an ack, a lead id) goes through the state store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from worker.core.buffers import CoalescingBuffer, Entry, Taken
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
-from worker.core.ledger import Hold
+from worker.core.ledger import Hold, OffsetLedger
 from worker.core.marketo_api import LEAD_NOT_FOUND, NOT_IN_LIST
 from worker.core.profile import ProfileState
+from worker.core.store import StateStore
 
-StateOf = Callable[[ProfileId], ProfileState | None]
-LeadOf = Callable[[ProfileId], LeadId | None]  # cheaper than the whole state (head only)
 SUCCESS = frozenset({"created", "updated", "added", "removed"})
 _NOTHING: frozenset[AudienceId] = frozenset()
 # a person deletion whose lead id is still to come from a lead sync in flight (Marketo's lead ids
@@ -73,9 +78,9 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """What a call's answer settled: holds to release, refusals to publish, states changed."""
+    """What a call's answer settled for the shell: refusals to publish, and the profiles whose
+    state it changed (for the end-to-end latency)."""
 
-    holds: list[Hold | None]
     rejections: list[Rejection]
     changed: list[ProfileId]
     unmatched: int = 0
@@ -86,12 +91,16 @@ class Outbox:
 
     def __init__(
         self,
+        ledger: OffsetLedger,
+        store: StateStore,
         audiences: Sequence[AudienceId],
         max_batch: int,
         linger_s: float,
         *,
         delete_persons: bool = False,
     ) -> None:
+        self.ledger = ledger
+        self.store = store
         # per profile, the lists with a change for it pending or in flight
         self._busy: dict[ProfileId, set[str]] = {}
         self.lists: dict[AudienceId, CoalescingBuffer[ProfileId, bool]] = {
@@ -124,19 +133,21 @@ class Outbox:
         profile: ProfileId,
         state: ProfileState,
         flips: Mapping[AudienceId, bool],
-        hold: Callable[[], Hold | None],
+        partition: int,
+        offset: int | None,
         now: float,
         *,
         explicit: bool = False,
-    ) -> list[Hold | None]:
-        """Buffer the membership flips of one event; return holds that coalescing released.
+    ) -> None:
+        """Buffer the membership flips of the event at `offset` of `partition` (None: a change a
+        restore sends again, holding no offset), holding the offset until Marketo answers.
 
         `explicit` is for events a previous owner of the partition may already have acted on
         (the replay after a crash or a rebalance): what it sent to Marketo is unknown, so the
         final membership is sent as is, even where it equals what the state says was
         acknowledged; coalescing still keeps only the last change.
         """
-        released: list[Hold | None] = []
+        release = self.ledger.release
         for audience, member in flips.items():
             buffer = self.lists.get(audience)
             if buffer is None:
@@ -144,32 +155,39 @@ class Outbox:
             in_flight = buffer.in_flight(profile)
             baseline = in_flight if in_flight is not None else audience in state.acked
             if member == baseline and not explicit:
-                released.append(buffer.cancel(profile))  # enter then exit: no call at all
+                release(buffer.cancel(profile))  # enter then exit: no call at all
                 self._forget_lead_sync(profile)
                 continue
-            released.append(buffer.put(profile, member, hold(), now))
+            release(buffer.put(profile, member, self.ledger.hold(partition, offset), now))
             if state.lead_id is None and state.email is not None:
                 waiting = self.leads.pending(state.email) or frozenset()
                 self.leads.put(state.email, waiting | {profile}, None, now)
                 self.syncing[profile] = state.email
-        return released
 
     def erase_if_deleted(
-        self, profile: ProfileId, state: ProfileState, hold: Callable[[], Hold | None], now: float
-    ) -> Hold | None:
-        """With `delete_persons`, buffer the deletion of a deleted profile's Marketo person, or
-        cancel it when the profile came back; return the hold this released. Called once the
-        event's list changes are buffered. A person the worker has no lead id for yet, but a
-        lead sync for it is still to answer (it may create the person), waits for that id."""
+        self,
+        profile: ProfileId,
+        state: ProfileState,
+        partition: int,
+        offset: int | None,
+        now: float,
+    ) -> None:
+        """With `delete_persons`, buffer the deletion of a deleted profile's Marketo person
+        (holding `offset` as `enqueue` does), or cancel it when the profile came back. Called
+        once the event's list changes are buffered. A person the worker has no lead id for yet,
+        but a lead sync for it is still to answer (it may create the person), waits for that id."""
         if self.erasures is None:
-            return None
+            return
         lead = state.lead_id
         if lead is None and state.deleted and self._lead_sync_outstanding(profile):
             lead = AWAITED
         if not state.deleted or lead is None:
-            return self.erasures.cancel(profile)
-        state.erasing = True  # written with the state: a restore queues the deletion again
-        return self.erasures.put(profile, lead, hold(), now)
+            self.ledger.release(self.erasures.cancel(profile))
+            return
+        if not state.erasing:  # written with the state: a restore queues the deletion again
+            self.store.set_erasing(profile, True)
+        hold = self.ledger.hold(partition, offset)
+        self.ledger.release(self.erasures.put(profile, lead, hold, now))
 
     def _lead_sync_outstanding(self, profile: ProfileId) -> bool:
         """Tell whether a lead sync naming `profile` is buffered or in flight."""
@@ -191,26 +209,24 @@ class Outbox:
         )
         return EraseCall(taken) if taken else None
 
-    def settle_erase(
-        self, call: EraseCall, results: Sequence[tuple[str, str, str]], state_of: StateOf
-    ) -> Settled:
+    def settle_erase(self, call: EraseCall, results: Sequence[tuple[str, str, str]]) -> Settled:
         """Apply delete-leads results: `deleted`, or 1004 (already gone), is done; the state
         forgets the lead id, so a later return of the profile syncs a new person. Either way
         (done or refused) the deletion is no longer outstanding, so a restore never sends it."""
         assert self.erasures is not None  # only called for a call it made
         self.erasures.finish(call.taken)
-        settled = Settled([], [], [])
+        settled = Settled([], [])
         for item, (status, code, message) in zip(call.taken, results, strict=True):
-            settled.holds.append(item.entry.hold)
+            self.ledger.release(item.entry.hold)
             done = status == "deleted" or code == LEAD_NOT_FOUND
             if not done:
                 settled.rejections.append(Rejection(item.key, None, "delete_person", code, message))
-            state = state_of(item.key)
+            state = self.store.get(item.key)
             if state is None or state.lead_id != item.entry.value:
                 continue  # the profile came back meanwhile, under another person
-            state.erasing = False
+            self.store.set_erasing(item.key, False)
             if done:
-                state.lead_id = None
+                self.store.set_lead_id(item.key, None)
             settled.changed.append(item.key)
         return settled
 
@@ -252,7 +268,6 @@ class Outbox:
 
     def next_list_call(
         self,
-        lead_of: LeadOf,
         now: float,
         force: bool = False,
         skip: Container[AudienceId] = (),
@@ -270,14 +285,15 @@ class Outbox:
                 partial = len(buffer) < self.max_batch and now - oldest < 10 * self.linger_s
                 due.append((partial, oldest, audience))
         for _, _, audience in sorted(due):
-            call = self._take_list_call(audience, self.lists[audience], lead_of)
+            call = self._take_list_call(audience, self.lists[audience])
             if call is not None:
                 return call
         return None
 
     def _take_list_call(
-        self, audience: AudienceId, buffer: CoalescingBuffer[ProfileId, bool], lead_of: LeadOf
+        self, audience: AudienceId, buffer: CoalescingBuffer[ProfileId, bool]
     ) -> ListCall | None:
+        lead_of = self.store.lead_id  # from the encoded head: cheaper than the whole state
         first = buffer.take(1, lambda p, _m: lead_of(p) is not None)
         if not first:
             return None
@@ -298,10 +314,20 @@ class Outbox:
         taken = [*first, *buffer.take(self.max_batch - 1, eligible)]
         return ListCall(audience, Op.ADD if op_member else Op.REMOVE, taken, lead_ids)
 
-    def retry_later(self, call: Call, current: Callable[[Hold | None], bool]) -> list[Hold | None]:
+    def still_ours(self, call: Call) -> bool:
+        """Tell whether every change in `call` was read in its partition's current assignment:
+        once one is not, the partition's new owner sends it, and ours could land after theirs."""
+        current = self.ledger.is_current
+        return all(current(item.entry.hold) for item in call.taken)
+
+    def retry_later(self, call: Call) -> None:
         """Put a failed call's entries back (a newer buffered value wins), but those read from
-        a partition since revoked (not `current`: the new owner sends them); return the holds
-        freed."""
+        a partition since revoked (the new owner sends them); their holds are released."""
+        for hold in self._give_back(call):
+            self.ledger.release(hold)
+
+    def _give_back(self, call: Call) -> list[Hold | None]:
+        current = self.ledger.is_current
         if isinstance(call, LeadSyncCall):
             for item in call.taken:
                 newer = self.leads.pending(item.key)
@@ -322,32 +348,33 @@ class Outbox:
         def revoked(entry: Entry[bool]) -> bool:
             return entry.hold is not None and entry.hold.partition in partitions
 
-        for buffer in self.lists.values():
-            buffer.drop(revoked)
+        dropped = [hold for buffer in self.lists.values() for hold in buffer.drop(revoked)]
         if self.erasures is not None:
-            self.erasures.drop(
+            dropped += self.erasures.drop(
                 lambda entry: entry.hold is not None and entry.hold.partition in partitions
             )
+        for hold in dropped:
+            self.ledger.release(hold)
 
-    def settle_list_call(
-        self, call: ListCall, results: Sequence[tuple[str, str, str]], state_of: StateOf
-    ) -> Settled:
-        """Apply a list call's per-record results: (status, reason code, reason message)."""
+    def settle_list_call(self, call: ListCall, results: Sequence[tuple[str, str, str]]) -> Settled:
+        """Apply a list call's per-record results: (status, reason code, reason message). A
+        profile whose partition was revoked since the call began is not ours to change."""
         buffer = self.lists[call.audience]
         buffer.finish(call.taken)
-        settled = Settled([], [], [])
+        settled = Settled([], [])
+        current = self.ledger.is_current
         for item, (status, code, message) in zip(call.taken, results, strict=True):
-            state = state_of(item.key)
+            state = self.store.get(item.key) if current(item.entry.hold) else None
             still_wanted = buffer.pending(item.key) is None  # no newer change replaced the add
             if call.op is Op.ADD and code == LEAD_NOT_FOUND and state and state.email:
                 if still_wanted:
                     self._resync_lead(item, state.email, buffer)
-                    state.lead_id = None
+                    self.store.set_lead_id(item.key, None)
                     settled.changed.append(item.key)
                 else:
-                    settled.holds.append(item.entry.hold)  # settled: not in the list, as wanted
+                    self.ledger.release(item.entry.hold)  # settled: not in the list, as wanted
                 continue
-            settled.holds.append(item.entry.hold)
+            self.ledger.release(item.entry.hold)
             # a non-member, or a lead Marketo no longer has, is out of the list as wanted
             gone = code in (NOT_IN_LIST, LEAD_NOT_FOUND)
             ok = status in SUCCESS or (call.op is Op.REMOVE and gone)
@@ -355,10 +382,7 @@ class Outbox:
                 settled.rejections.append(_list_rejection(item.key, call, code, message))
                 continue
             if state is not None:
-                member = call.op is Op.ADD
-                state.acked = (
-                    state.acked | {call.audience} if member else state.acked - {call.audience}
-                )
+                self.store.acknowledge(item.key, call.audience, call.op is Op.ADD)
                 settled.changed.append(item.key)
         return settled
 
@@ -376,31 +400,28 @@ class Outbox:
         self,
         call: LeadSyncCall,
         results: Sequence[tuple[str, LeadId | None, str, str]],
-        state_of: StateOf,
         match_only: bool,
     ) -> Settled:
         """Apply lead-sync results (status, lead id, code, message); refusals cancel the adds."""
         self.leads.finish(call.taken)
-        settled = Settled([], [], [])
+        settled = Settled([], [])
         unmatched = 0
         for item, (status, lead_id, code, message) in zip(call.taken, results, strict=True):
             for profile in item.entry.value:
-                state = state_of(profile)
+                state = self.store.get(profile)
                 if state is None:
                     continue
                 if status in SUCCESS and lead_id is not None:
-                    state.lead_id = lead_id
+                    self.store.set_lead_id(profile, lead_id)
                     settled.changed.append(profile)
                     self._erase_created(profile, state, lead_id)
                     continue
                 if match_only and code == LEAD_NOT_FOUND:
-                    settled.holds.extend(self._cancel_waiting(profile)[0])
+                    self._cancel_waiting(profile)
                     unmatched += 1  # match_only: a person unknown to Marketo is never created
                 else:
-                    rejection = self._reject_sync(profile, code, message)
-                    settled.holds.extend(rejection[0])
-                    settled.rejections.append(rejection[1])
-        return Settled(settled.holds, settled.rejections, settled.changed, unmatched)
+                    settled.rejections.append(self._reject_sync(profile, code, message))
+        return Settled(settled.rejections, settled.changed, unmatched)
 
     def _erase_created(self, profile: ProfileId, state: ProfileState, lead_id: LeadId) -> None:
         """A lead sync in flight when the profile was deleted answered: the person it may have
@@ -409,48 +430,45 @@ class Outbox:
         if buffer is not None and state.deleted and buffer.pending(profile) == AWAITED:
             buffer.update(profile, lead_id)
 
-    def _cancel_waiting(self, profile: ProfileId) -> tuple[list[Hold | None], list[AudienceId]]:
+    def _cancel_waiting(self, profile: ProfileId) -> list[AudienceId]:
         """Cancel the changes that waited for a lead id that will not come (a person deletion
-        too: no person was created); return their holds and their audiences."""
+        too: no person was created), releasing their holds; return their audiences."""
         waiting = [a for a, buffer in self.lists.items() if buffer.pending(profile) is not None]
-        holds = [self.lists[audience].cancel(profile) for audience in waiting]
+        for audience in waiting:
+            self.ledger.release(self.lists[audience].cancel(profile))
         if self.erasures is not None and self.erasures.pending(profile) == AWAITED:
-            holds.append(self.erasures.cancel(profile))
-        return holds, waiting
+            self.ledger.release(self.erasures.cancel(profile))
+        return waiting
 
-    def _reject_sync(
-        self, profile: ProfileId, code: str, message: str
-    ) -> tuple[list[Hold | None], Rejection]:
+    def _reject_sync(self, profile: ProfileId, code: str, message: str) -> Rejection:
         """A refused lead sync: cancel what waited for it, and say which lists miss the person."""
-        holds, audiences = self._cancel_waiting(profile)
-        return holds, Rejection(profile, None, "sync_lead", code, message, tuple(audiences))
+        audiences = self._cancel_waiting(profile)
+        return Rejection(profile, None, "sync_lead", code, message, tuple(audiences))
+
+    def _release_all(self, call: Call) -> None:
+        for item in call.taken:
+            self.ledger.release(item.entry.hold)
 
     def reject_call(self, call: Call, code: str, message: str) -> Settled:
         """A whole call was refused for good: every record in it becomes a rejection."""
         if isinstance(call, EraseCall):
             assert self.erasures is not None
             self.erasures.finish(call.taken)
+            self._release_all(call)
             return Settled(
-                [item.entry.hold for item in call.taken],
-                [Rejection(i.key, None, "delete_person", code, message) for i in call.taken],
-                [],
+                [Rejection(i.key, None, "delete_person", code, message) for i in call.taken], []
             )
         if isinstance(call, LeadSyncCall):
             self.leads.finish(call.taken)
-            holds: list[Hold | None] = []
-            rejections = []
-            for item in call.taken:
-                for profile in item.entry.value:
-                    cancelled, rejection = self._reject_sync(profile, code, message)
-                    holds.extend(cancelled)
-                    rejections.append(rejection)
-            return Settled(holds, rejections, [])
+            rejections = [
+                self._reject_sync(profile, code, message)
+                for item in call.taken
+                for profile in item.entry.value
+            ]
+            return Settled(rejections, [])
         self.lists[call.audience].finish(call.taken)
-        return Settled(
-            [item.entry.hold for item in call.taken],
-            [_list_rejection(item.key, call, code, message) for item in call.taken],
-            [],
-        )
+        self._release_all(call)
+        return Settled([_list_rejection(item.key, call, code, message) for item in call.taken], [])
 
 
 def _list_rejection(profile: ProfileId, call: ListCall, code: str, message: str) -> Rejection:

@@ -4,8 +4,9 @@ At rest a state is kept as its changelog bytes (worker.core.snapshot), about 116
 about 2.5 KB of Python objects (the target: a million profiles in 300 MB). A state in use is
 decoded once and kept as an object ("hot") until the next commit, which encodes the changed
 ones and forgets the objects: callers re-read a state with `get` rather than keep it across a
-commit. States are grouped by partition so that a revoked partition is dropped whole and a
-restored one is filled whole.
+commit, and change a stored state through the store's methods (an ack, a lead id), not in
+place, so that the store knows what to write. States are grouped by partition so that a
+revoked partition is dropped whole and a restored one is filled whole.
 
 A changed state is written to the changelog at a commit, unless it still waits for Marketo's
 acknowledgement and the commit does not pass its first unwritten event: then the record waits
@@ -157,8 +158,29 @@ class StateStore:
         elif mark.first_offset is None:
             mark.first_offset = state.offset
 
-    def touch(self, profile: ProfileId) -> None:
-        """Mark a state got since the last commit as changed in place (an ack, a lead id)."""
+    def acknowledge(self, profile: ProfileId, audience: AudienceId, member: bool) -> None:
+        """Record that Marketo has the profile in `audience`'s list (`member`) or not."""
+        state = self.get(profile)
+        if state is not None:
+            state.acked = state.acked | {audience} if member else state.acked - {audience}
+            self._touch(profile)
+
+    def set_lead_id(self, profile: ProfileId, lead_id: LeadId | None) -> None:
+        """Record the profile's Marketo person (None: Marketo no longer has it)."""
+        state = self.get(profile)
+        if state is not None:
+            state.lead_id = lead_id
+            self._touch(profile)
+
+    def set_erasing(self, profile: ProfileId, erasing: bool) -> None:
+        """Record whether the deleted profile's Marketo person is still to be deleted."""
+        state = self.get(profile)
+        if state is not None and state.erasing != erasing:
+            state.erasing = erasing
+            self._touch(profile)
+
+    def _touch(self, profile: ProfileId) -> None:
+        """Mark a hot state as changed in place, to be written from the next commit."""
         hot = self._hot.get(profile)
         if hot is None:
             return

@@ -28,8 +28,6 @@ class KafkaConsumer:
         self,
         config: Mapping[str, str],
         topic: str,
-        on_assign: PartitionsCallback,
-        on_revoke: PartitionsCallback,
         on_stats: Callable[[str], None] | None = None,
     ) -> None:
         settings: dict[str, object] = {
@@ -46,10 +44,17 @@ class KafkaConsumer:
             settings["stats_cb"] = on_stats
         self.topic = topic
         self._consumer = Consumer(settings)
+        self._on_assign: PartitionsCallback = lambda _partitions: None
+        self._on_revoke: PartitionsCallback = lambda _partitions: None
+
+    def subscribe(self, on_assign: PartitionsCallback, on_revoke: PartitionsCallback) -> None:
+        """Join the group; the callbacks run inside `poll_batch` at each rebalance (a lost
+        partition is a revoked one). Separate from construction, so that what the callbacks
+        drive can be built with this consumer first."""
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._consumer.subscribe(
-            [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+            [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

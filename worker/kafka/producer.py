@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Final
 
+import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from worker.core.dead_letters import Headers, fit
+from worker.core.ids import AudienceId, ListId
+from worker.core.outbox import Rejection
 from worker.kafka.logs import LOGGER
 
 # librdkafka's default message.max.bytes (the largest record this producer sends)
@@ -96,9 +99,12 @@ class Publisher:
         except KafkaException as exc:
             delivered(exc.args[0], None)
 
-    def rejection(self, key: bytes, value: bytes) -> None:
-        """Publish a change Marketo refused, with its reason code."""
-        self._produce(self.rejections_topic, key, value)
+    def rejection(
+        self, rejection: Rejection, list_ids: Mapping[AudienceId, ListId], rejected_at_ms: int
+    ) -> None:
+        """Publish a change Marketo refused, with its reason code, keyed by its profile."""
+        value = encode_rejection(rejection, list_ids, rejected_at_ms)
+        self._produce(self.rejections_topic, rejection.profile.encode(), value)
 
     def state(self, partition: int, key: bytes, value: bytes | None) -> None:
         """Write a profile's state (or a tombstone) to its co-partitioned changelog partition."""
@@ -140,3 +146,24 @@ class Publisher:
         """
         remaining = self._producer.flush(timeout_s)
         return remaining == 0 and self.failures == 0
+
+
+def encode_rejection(
+    rejection: Rejection, list_ids: Mapping[AudienceId, ListId], rejected_at_ms: int
+) -> bytes:
+    """The rejections topic's JSON value for one refused change, its lists' ids resolved."""
+    list_id = list_ids.get(rejection.audience) if rejection.audience else None
+    body = {
+        "profile_id": rejection.profile,
+        "audience": rejection.audience,
+        "list_id": list_id,
+        # every list the person is missing from: a refused lead sync names each list that
+        # waited for it, where `audience` (a list call's) is null
+        "audiences": list(rejection.audiences),
+        "list_ids": [list_ids.get(audience) for audience in rejection.audiences],
+        "op": rejection.op,
+        "code": rejection.code,
+        "message": rejection.message,
+        "rejected_at_ms": rejected_at_ms,
+    }
+    return orjson.dumps(body)

@@ -137,7 +137,9 @@ def test_shared_presence_names_the_buffers_holding_each_key(
             if op == "finish":
                 buffer.finish(taken)
             else:
-                buffer.give_back(taken, keep=lambda e: e.hold is None or e.hold.offset % 2 == 0)
+                buffer.give_back(
+                    taken, keep=lambda e: e.hold is None or (e.hold.offset or 0) % 2 == 0
+                )
         elif op == "drop":
             buffer.drop(lambda entry: entry.value)
     names = {"b0": buffers[0], "b1": buffers[1]}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from worker.core.ledger import Hold, OffsetLedger
+from worker.core.ledger import OffsetLedger
 
 
 def ledger_with(partition: int = 0) -> OffsetLedger:
     ledger = OffsetLedger()
-    ledger.assign(partition)
+    ledger.assign(partition, 1)
     return ledger
 
 
@@ -75,7 +75,7 @@ def test_a_release_from_an_earlier_assignment_is_ignored() -> None:
     ledger.read(0, 7)
     old = ledger.hold(0, 7)
     ledger.revoke(0)
-    ledger.assign(0)
+    ledger.assign(0, 2)
     ledger.read(0, 7)
     new = ledger.hold(0, 7)
     ledger.release(old)
@@ -94,11 +94,21 @@ def test_a_revoked_partition_is_never_committable() -> None:
     assert ledger.hold(0, 4) is None
 
 
-def test_a_marker_hold_that_holds_no_offset_releases_harmlessly() -> None:
-    """Restored changes carry a marker hold at offset -1 that never blocks a commit."""
+def test_a_hold_of_no_offset_never_blocks_a_commit() -> None:
+    """A change a restore sends again holds no offset: the commit moves on, its release is
+    harmless."""
     ledger = ledger_with()
-    epoch = ledger.epoch(0)
-    assert epoch is not None
+    tag = ledger.hold(0, None)
     ledger.read(0, 0)
-    ledger.release(Hold(0, -1, epoch))
+    assert (tag is not None, ledger.committable()) == (True, {0: 1})
+    ledger.release(tag)
     assert ledger.committable() == {0: 1}
+
+
+def test_a_hold_from_an_earlier_assignment_is_not_current() -> None:
+    """A partition revoked and assigned again: the changes read before are no longer ours."""
+    ledger = ledger_with()
+    old = ledger.hold(0, None)
+    ledger.revoke(0)
+    ledger.assign(0, 2)
+    assert (ledger.is_current(old), ledger.is_current(ledger.hold(0, None))) == (False, True)

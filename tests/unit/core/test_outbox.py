@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
-from worker.core.ledger import Hold, OffsetLedger
-from worker.core.outbox import LeadOf, LeadSyncCall, ListCall, Outbox
+from worker.core.ledger import OffsetLedger
+from worker.core.outbox import LeadSyncCall, ListCall, Outbox
 from worker.core.profile import ProfileState
+from worker.core.snapshot import StateCodec
+from worker.core.store import StateStore
 
 A, B, C = AudienceId("a"), AudienceId("b"), AudienceId("c")
 P = ProfileId("p-1")
 
 
-def leads(states: dict[ProfileId, ProfileState]) -> LeadOf:
-    """The lead ids the states hold, as the store answers them."""
-    return lambda p: None if (state := states.get(p)) is None else state.lead_id
+class States:
+    """The profile states as the store holds them (partition 0): set as a test says, read back
+    as the outbox left them."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def __setitem__(self, profile: ProfileId, state: ProfileState) -> None:
+        self.store.put(0, profile, state)
+
+    def __getitem__(self, profile: ProfileId) -> ProfileState:
+        state = self.store.get(profile)
+        assert state is not None
+        return state
 
 
-def setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]]:
-    ledger = OffsetLedger()
-    ledger.assign(0)
-    states = {P: ProfileState(ts_ms=1, offset=0, email="ann@example.com")}
-    return Outbox([A, B, C], max_batch=300, linger_s=1.0), ledger, states
+def outbox_on(
+    audiences: Sequence[AudienceId],
+    max_batch: int = 300,
+    linger_s: float = 1.0,
+    *,
+    delete_persons: bool = False,
+) -> tuple[Outbox, OffsetLedger, States]:
+    """An outbox with its ledger and its states, partition 0 assigned."""
+    ledger, store = OffsetLedger(), StateStore(StateCodec(()))
+    ledger.assign(0, 1)
+    store.assign(0)
+    outbox = Outbox(ledger, store, audiences, max_batch, linger_s, delete_persons=delete_persons)
+    return outbox, ledger, States(store)
+
+
+def setup() -> tuple[Outbox, OffsetLedger, States]:
+    outbox, ledger, states = outbox_on([A, B, C])
+    states[P] = ProfileState(ts_ms=1, offset=0, email="ann@example.com")
+    return outbox, ledger, states
 
 
 def enqueue(
@@ -32,21 +61,18 @@ def enqueue(
     now: float = 0.0,
 ) -> None:
     ledger.read(0, offset)
-    for hold in outbox.enqueue(P, state, flips, lambda: ledger.hold(0, offset), now):
-        ledger.release(hold)
+    outbox.enqueue(P, state, flips, 0, offset, now)
 
 
-def known_person_call(
-    member: bool,
-) -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState], ListCall]:
+def known_person_call(member: bool) -> tuple[Outbox, OffsetLedger, States, ListCall]:
     """A person Marketo knows (lead 7) entering list A (or leaving it) at offset 0, and the
     list call taken for it."""
-    outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
-    if not member:
-        states[P].acked = frozenset({A})
+    outbox, ledger, states = outbox_on([A, B, C])
+    acked = frozenset() if member else frozenset({A})
+    states[P] = ProfileState(ts_ms=1, offset=0, email="ann@example.com", acked=acked)
+    states.store.set_lead_id(P, LeadId(7))
     enqueue(outbox, ledger, states[P], {A: member}, offset=0)
-    call = outbox.next_list_call(leads(states), now=100.0)
+    call = outbox.next_list_call(now=100.0)
     assert call is not None
     return outbox, ledger, states, call
 
@@ -57,7 +83,7 @@ def test_enter_then_exit_before_flush_makes_no_call() -> None:
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
     assert outbox.lists[A].pending(P) is None
-    assert outbox.next_list_call(leads(states), now=100.0, force=True) is None
+    assert outbox.next_list_call(now=100.0, force=True) is None
     assert ledger.committable() == {0: 2}
 
 
@@ -69,9 +95,9 @@ def test_entering_three_lists_needs_one_lead_sync() -> None:
     assert call is not None
     assert [item.key for item in call.taken] == ["ann@example.com"]
     assert outbox.next_lead_sync(now=100.0) is None
-    outbox.settle_lead_sync(call, [("created", LeadId(7), "", "")], states.get, match_only=False)
+    outbox.settle_lead_sync(call, [("created", LeadId(7), "", "")], match_only=False)
     audiences = set()
-    while (list_call := outbox.next_list_call(leads(states), now=100.0)) is not None:
+    while (list_call := outbox.next_list_call(now=100.0)) is not None:
         audiences.add(list_call.audience)
         assert list_call.lead_ids == [LeadId(7)]
     assert audiences == {A, B, C}
@@ -81,16 +107,14 @@ def test_list_entries_wait_for_the_lead_id() -> None:
     """No list call is made for a person whose lead id is still unknown."""
     outbox, ledger, states = setup()
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    assert outbox.next_list_call(leads(states), now=100.0) is None
+    assert outbox.next_list_call(now=100.0) is None
 
 
 def test_acknowledged_add_updates_state_and_releases_the_offset() -> None:
     """Marketo's `added` records the membership and lets the offset be committed."""
     outbox, ledger, states, call = known_person_call(member=True)
     assert call.op is Op.ADD
-    settled = outbox.settle_list_call(call, [("added", "", "")], states.get)
-    for hold in settled.holds:
-        ledger.release(hold)
+    outbox.settle_list_call(call, [("added", "", "")])
     assert states[P].acked == {A}
     assert ledger.committable() == {0: 1}
 
@@ -105,16 +129,16 @@ def test_exit_while_the_add_is_in_flight_queues_a_remove() -> None:
 def test_refused_record_becomes_a_rejection_with_its_code() -> None:
     """A skipped record is not retried: it becomes a rejection and frees its offset."""
     outbox, ledger, states, call = known_person_call(member=True)
-    settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")], states.get)
+    settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")])
     assert [(r.profile, r.code) for r in settled.rejections] == [(P, "1008")]
     assert states[P].acked == frozenset()
-    assert settled.holds == [Hold(0, 0, ledger.epoch(0) or 0)]
+    assert ledger.committable() == {0: 1}
 
 
 def test_removing_a_non_member_counts_as_done() -> None:
     """Marketo's 1015 (lead not in list) on a remove means the list is already right."""
     outbox, _ledger, states, call = known_person_call(member=False)
-    settled = outbox.settle_list_call(call, [("skipped", "1015", "Lead not in list")], states.get)
+    settled = outbox.settle_list_call(call, [("skipped", "1015", "Lead not in list")])
     assert settled.rejections == []
     assert states[P].acked == frozenset()
 
@@ -122,9 +146,9 @@ def test_removing_a_non_member_counts_as_done() -> None:
 def test_an_add_for_a_lead_marketo_lost_syncs_the_person_again_and_waits() -> None:
     """1004 on an add (the lead was merged or deleted): the old id is forgotten, the person is
     synced again by email, and the add waits for the new id, its offset still held."""
-    outbox, _ledger, states, call = known_person_call(member=True)
-    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
-    assert (settled.rejections, settled.holds, states[P].lead_id) == ([], [], None)
+    outbox, ledger, states, call = known_person_call(member=True)
+    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")])
+    assert (settled.rejections, ledger.committable(), states[P].lead_id) == ([], {0: 0}, None)
     sync = outbox.next_lead_sync(now=100.0, force=True)
     assert sync is not None
     assert [item.key for item in sync.taken] == ["ann@example.com"]
@@ -134,7 +158,7 @@ def test_an_add_for_a_lead_marketo_lost_syncs_the_person_again_and_waits() -> No
 def test_removing_a_lead_marketo_lost_counts_as_done() -> None:
     """1004 on a remove: a lead Marketo no longer has is in no list, as wanted."""
     outbox, _ledger, states, call = known_person_call(member=False)
-    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
+    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")])
     assert (settled.rejections, states[P].acked) == ([], frozenset())
 
 
@@ -145,7 +169,7 @@ def test_match_only_unknown_person_is_unmatched_not_rejected() -> None:
     call = outbox.next_lead_sync(now=100.0)
     assert call is not None
     settled = outbox.settle_lead_sync(
-        call, [("skipped", None, "1004", "Lead not found")], states.get, match_only=True
+        call, [("skipped", None, "1004", "Lead not found")], match_only=True
     )
     assert settled.unmatched == 1
     assert settled.rejections == []
@@ -160,7 +184,7 @@ def test_a_refused_lead_sync_names_every_list_the_person_misses() -> None:
     call = outbox.next_lead_sync(now=100.0)
     assert call is not None
     settled = outbox.settle_lead_sync(
-        call, [("skipped", None, "1003", "Invalid email")], states.get, match_only=False
+        call, [("skipped", None, "1003", "Invalid email")], match_only=False
     )
     (rejection,) = settled.rejections
     assert (rejection.audience, sorted(rejection.audiences)) == (None, [A, C])
@@ -168,27 +192,21 @@ def test_a_refused_lead_sync_names_every_list_the_person_misses() -> None:
 
 def test_a_refused_list_call_names_its_own_list() -> None:
     """A record refused by a list call names that list in both `audience` and `audiences`."""
-    outbox, _ledger, states, call = known_person_call(member=True)
-    settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")], states.get)
+    outbox, _ledger, _states, call = known_person_call(member=True)
+    settled = outbox.settle_list_call(call, [("skipped", "1008", "Access denied")])
     (rejection,) = settled.rejections
     assert (rejection.audience, rejection.audiences) == (A, (A,))
 
 
 def test_a_buffer_is_due_at_max_batch_before_its_linger() -> None:
     """300 waiting entries make a call at once; fewer wait for the linger."""
-    ledger = OffsetLedger()
-    ledger.assign(0)
-    outbox = Outbox([A], max_batch=3, linger_s=10.0)
-    states = {
-        ProfileId(f"p{i}"): ProfileState(
-            ts_ms=1, offset=i, email=f"{i}@x.io", lead_id=LeadId(i + 1)
-        )
-        for i in range(3)
-    }
-    for i, (profile, state) in enumerate(states.items()):
-        assert outbox.next_list_call(leads(states), now=0.0) is None
-        outbox.enqueue(profile, state, {A: True}, lambda i=i: ledger.hold(0, i), now=0.0)
-    call = outbox.next_list_call(leads(states), now=0.0)
+    outbox, _ledger, states = outbox_on([A], max_batch=3, linger_s=10.0)
+    for i in range(3):
+        profile = ProfileId(f"p{i}")
+        states[profile] = ProfileState(ts_ms=1, offset=i, email=f"{i}@x.io", lead_id=LeadId(i + 1))
+        assert outbox.next_list_call(now=0.0) is None
+        outbox.enqueue(profile, states[profile], {A: True}, 0, i, now=0.0)
+    call = outbox.next_list_call(now=0.0)
     assert call is not None
     assert len(call.taken) == 3
 
@@ -217,7 +235,7 @@ def test_a_failed_lead_sync_given_back_can_still_be_cancelled() -> None:
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     call = outbox.next_lead_sync(now=100.0, force=True)
     assert call is not None
-    outbox.retry_later(call, lambda _hold: True)
+    outbox.retry_later(call)
     enqueue(outbox, ledger, ProfileState(ts_ms=2, offset=1, deleted=True), {A: False}, offset=1)
     assert outbox.next_lead_sync(now=100.0, force=True) is None
 
@@ -226,43 +244,33 @@ def test_replayed_exit_is_sent_even_when_the_state_saw_no_add() -> None:
     """After a takeover, a replayed enter-then-exit still sends the remove: the previous owner
     may have added the person before it died without recording it."""
     outbox, ledger, states = setup()
-    states[P].lead_id = LeadId(7)
+    states.store.set_lead_id(P, LeadId(7))
     enqueue_explicit = [(True, 0), (False, 1)]
     for member, offset in enqueue_explicit:
         ledger.read(0, offset)
-        outbox.enqueue(
-            P, states[P], {A: member}, lambda o=offset: ledger.hold(0, o), 0.0, explicit=True
-        )
-    call = outbox.next_list_call(leads(states), now=100.0)
+        outbox.enqueue(P, states[P], {A: member}, 0, offset, 0.0, explicit=True)
+    call = outbox.next_list_call(now=100.0)
     assert call is not None
     assert call.op is Op.REMOVE
 
 
 def test_a_partial_list_that_waited_long_is_not_starved_by_full_ones() -> None:
     """Full batches go first, but a small list whose change waited ten lingers gets its turn."""
-    ledger = OffsetLedger()
-    ledger.assign(0)
-    outbox = Outbox([A, B], max_batch=2, linger_s=1.0)
-    states = {
-        ProfileId(f"p{i}"): ProfileState(
+    outbox, _ledger, states = outbox_on([A, B], max_batch=2)
+    for i in range(5):
+        states[ProfileId(f"p{i}")] = ProfileState(
             ts_ms=1, offset=i, email=f"{i}@x.io", lead_id=LeadId(i + 1)
         )
-        for i in range(5)
-    }
-    outbox.enqueue(ProfileId("p0"), states[ProfileId("p0")], {B: True}, lambda: None, now=0.0)
+    outbox.enqueue(ProfileId("p0"), states[ProfileId("p0")], {B: True}, 0, 0, now=0.0)
     for i in (1, 2):
-        outbox.enqueue(
-            ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, lambda: None, now=5.0
-        )
-    first = outbox.next_list_call(leads(states), now=5.0)
+        outbox.enqueue(ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, 0, i, now=5.0)
+    first = outbox.next_list_call(now=5.0)
     assert first is not None
     assert first.audience == A  # a full batch beats a partial one that waited 5 lingers
     for i in (3, 4):  # A is full again
-        outbox.enqueue(
-            ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, lambda: None, now=11.0
-        )
+        outbox.enqueue(ProfileId(f"p{i}"), states[ProfileId(f"p{i}")], {A: True}, 0, i, now=11.0)
     assert len(outbox.lists[A]) == 2
-    second = outbox.next_list_call(leads(states), now=11.0)
+    second = outbox.next_list_call(now=11.0)
     assert second is not None
     assert second.audience == B  # waited 11 lingers: its turn, although A is full again
 
@@ -276,19 +284,18 @@ def test_a_failed_lead_sync_merges_with_a_newer_one_for_the_same_email() -> None
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     failed = outbox.next_lead_sync(now=100.0, force=True)
     assert failed is not None
-    outbox.enqueue(q, states[q], {A: True}, lambda: ledger.hold(0, 1), 0.0)
-    outbox.retry_later(failed, lambda _hold: True)
+    outbox.enqueue(q, states[q], {A: True}, 0, 1, 0.0)
+    outbox.retry_later(failed)
     retried = outbox.next_lead_sync(now=100.0, force=True)
     assert retried is not None
-    assert [(i.key, i.entry.value) for i in retried.taken] == [("ann@example.com", {P, q})]
+    taken = [(i.key, i.entry.value) for i in retried.taken]
+    assert taken == [("ann@example.com", frozenset({P, q}))]
 
 
 def test_a_delete_cancels_the_sync_under_the_new_email_after_the_old_one_was_sent() -> None:
     """The index of pending syncs follows the profile's current email: sending the sync of its
     old email does not make the new one uncancellable."""
-    outbox = Outbox([A, B], max_batch=1, linger_s=1.0)
-    ledger = OffsetLedger()
-    ledger.assign(0)
+    outbox, ledger, _states = outbox_on([A, B], max_batch=1)
     enqueue(outbox, ledger, ProfileState(ts_ms=1, offset=0, email="old@x.io"), {A: True}, 0)
     enqueue(outbox, ledger, ProfileState(ts_ms=2, offset=1, email="new@x.io"), {B: True}, 1)
     sent = outbox.next_lead_sync(now=100.0, force=True)
@@ -304,12 +311,12 @@ def test_a_list_call_names_each_lead_once() -> None:
     result per id."""
     outbox, ledger, states = setup()
     q = ProfileId("p-2")
-    states[P].lead_id = LeadId(7)
+    states.store.set_lead_id(P, LeadId(7))
     states[q] = ProfileState(ts_ms=1, offset=1, email="ann@example.com", lead_id=LeadId(7))
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
-    outbox.enqueue(q, states[q], {A: True}, lambda: ledger.hold(0, 1), 0.0)
-    first = outbox.next_list_call(leads(states), now=100.0, force=True)
-    second = outbox.next_list_call(leads(states), now=100.0, force=True)
+    outbox.enqueue(q, states[q], {A: True}, 0, 1, 0.0)
+    first = outbox.next_list_call(now=100.0, force=True)
+    second = outbox.next_list_call(now=100.0, force=True)
     assert first is not None
     assert second is not None
     assert (first.lead_ids, second.lead_ids) == ([LeadId(7)], [LeadId(7)])
@@ -320,31 +327,30 @@ def test_an_add_lost_to_1004_and_replaced_by_a_remove_syncs_no_one() -> None:
     only to be removed."""
     outbox, ledger, states, call = known_person_call(member=True)
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
-    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")], states.get)
+    settled = outbox.settle_list_call(call, [("skipped", "1004", "Lead not found")])
     assert (settled.rejections, states[P].lead_id) == ([], LeadId(7))
     assert outbox.next_lead_sync(now=100.0, force=True) is None
 
 
-def erasing_setup() -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState]]:
+def erasing_setup() -> tuple[Outbox, OffsetLedger, States]:
     """Lead 7, member of A, deleted at offset 1 with `delete_persons` on."""
-    ledger = OffsetLedger()
-    ledger.assign(0)
-    outbox = Outbox([A], max_batch=300, linger_s=1.0, delete_persons=True)
-    deleted = ProfileState(ts_ms=2, offset=1, acked=frozenset({A}), lead_id=LeadId(7))
-    deleted.deleted = True
-    states = {P: deleted}
+    outbox, ledger, states = outbox_on([A], delete_persons=True)
+    states[P] = ProfileState(
+        ts_ms=2, offset=1, acked=frozenset({A}), lead_id=LeadId(7), deleted=True
+    )
+    deleted = states[P]
     enqueue(outbox, ledger, deleted, {A: False}, offset=1)
-    outbox.erase_if_deleted(P, deleted, lambda: ledger.hold(0, 1), 0.0)
+    outbox.erase_if_deleted(P, deleted, 0, 1, 0.0)
     return outbox, ledger, states
 
 
 def test_a_person_is_deleted_only_after_leaving_every_list() -> None:
     """The deletion of a deleted profile's person waits until its list removal is settled."""
-    outbox, _ledger, states = erasing_setup()
+    outbox, _ledger, _states = erasing_setup()
     assert outbox.next_erase(now=100.0) is None
-    remove = outbox.next_list_call(leads(states), now=100.0)
+    remove = outbox.next_list_call(now=100.0)
     assert remove is not None
-    outbox.settle_list_call(remove, [("removed", "", "")], states.get)
+    outbox.settle_list_call(remove, [("removed", "", "")])
     erase = outbox.next_erase(now=100.0)
     assert erase is not None
     assert erase.lead_ids == [LeadId(7)]
@@ -353,50 +359,46 @@ def test_a_person_is_deleted_only_after_leaving_every_list() -> None:
 def test_a_person_marketo_no_longer_has_counts_as_deleted() -> None:
     """1004 on a delete is done: the hold is released and the state forgets the lead id."""
     outbox, ledger, states = erasing_setup()
-    remove = outbox.next_list_call(leads(states), now=100.0)
+    remove = outbox.next_list_call(now=100.0)
     assert remove is not None
-    for hold in outbox.settle_list_call(remove, [("removed", "", "")], states.get).holds:
-        ledger.release(hold)
+    outbox.settle_list_call(remove, [("removed", "", "")])
     erase = outbox.next_erase(now=100.0)
     assert erase is not None
-    settled = outbox.settle_erase(erase, [("skipped", "1004", "Lead not found")], states.get)
-    for hold in settled.holds:
-        ledger.release(hold)
+    settled = outbox.settle_erase(erase, [("skipped", "1004", "Lead not found")])
     assert (settled.rejections, states[P].lead_id, ledger.committable()) == ([], None, {0: 2})
 
 
 def test_a_profile_back_before_the_deletion_cancels_it() -> None:
     """An event after the delete (the profile came back) cancels the pending deletion."""
-    outbox, _ledger, _states = erasing_setup()
+    outbox, ledger, _states = erasing_setup()
     back = ProfileState(ts_ms=3, offset=2, email="ann@example.com", lead_id=LeadId(7))
-    assert outbox.erase_if_deleted(P, back, lambda: None, 0.0) is not None
-    assert outbox.size() == 1  # the removal only
+    held = ledger.held_count()
+    outbox.erase_if_deleted(P, back, 0, 2, 0.0)
+    assert (outbox.size(), ledger.held_count()) == (1, held - 1)  # the removal only
 
 
 def deleted_while_syncing(
     sync_in_flight: bool,
-) -> tuple[Outbox, OffsetLedger, dict[ProfileId, ProfileState], LeadSyncCall | None]:
+) -> tuple[Outbox, OffsetLedger, States, LeadSyncCall | None]:
     """With `delete_persons`, Ann (no lead id yet) enters A at offset 0, her lead sync is taken
     (or still buffered), and her profile is deleted at offset 1; return the sync taken."""
-    ledger = OffsetLedger()
-    ledger.assign(0)
-    outbox = Outbox([A], max_batch=300, linger_s=1.0, delete_persons=True)
-    states = {P: ProfileState(ts_ms=1, offset=0, email="ann@example.com")}
+    outbox, ledger, states = outbox_on([A], delete_persons=True)
+    states[P] = ProfileState(ts_ms=1, offset=0, email="ann@example.com")
     enqueue(outbox, ledger, states[P], {A: True}, offset=0)
     sync = outbox.next_lead_sync(now=100.0, force=True) if sync_in_flight else None
     states[P] = ProfileState(ts_ms=2, offset=1, deleted=True)
     enqueue(outbox, ledger, states[P], {A: False}, offset=1)
-    ledger.release(outbox.erase_if_deleted(P, states[P], lambda: ledger.hold(0, 1), 100.0))
+    outbox.erase_if_deleted(P, states[P], 0, 1, 100.0)
     return outbox, ledger, states, sync
 
 
 def test_a_person_created_by_a_sync_in_flight_at_the_delete_is_deleted() -> None:
     """The lead id the sync brings back after the delete is the person to delete; until then
     the delete's offset is held."""
-    outbox, ledger, states, sync = deleted_while_syncing(sync_in_flight=True)
+    outbox, ledger, _states, sync = deleted_while_syncing(sync_in_flight=True)
     assert sync is not None
     assert (outbox.next_erase(now=100.0, force=True), ledger.committable()) == (None, {0: 1})
-    outbox.settle_lead_sync(sync, [("created", LeadId(7), "", "")], states.get, match_only=False)
+    outbox.settle_lead_sync(sync, [("created", LeadId(7), "", "")], match_only=False)
     erase = outbox.next_erase(now=100.0, force=True)
     assert erase is not None
     assert erase.lead_ids == [LeadId(7)]
@@ -405,13 +407,9 @@ def test_a_person_created_by_a_sync_in_flight_at_the_delete_is_deleted() -> None
 def test_a_refused_sync_in_flight_at_the_delete_leaves_no_person_to_delete() -> None:
     """A sync refused after the delete created no one: the deletion is dropped, the offset
     released."""
-    outbox, ledger, states, sync = deleted_while_syncing(sync_in_flight=True)
+    outbox, ledger, _states, sync = deleted_while_syncing(sync_in_flight=True)
     assert sync is not None
-    settled = outbox.settle_lead_sync(
-        sync, [("skipped", None, "1006", "bad field")], states.get, match_only=False
-    )
-    for hold in settled.holds:
-        ledger.release(hold)
+    outbox.settle_lead_sync(sync, [("skipped", None, "1006", "bad field")], match_only=False)
     assert (outbox.size(), ledger.committable()) == (0, {0: 2})
 
 
@@ -427,10 +425,10 @@ def test_an_answered_deletion_is_no_longer_outstanding_in_the_state() -> None:
     restore sends the deletion again."""
     outbox, _ledger, states = erasing_setup()
     assert states[P].erasing
-    remove = outbox.next_list_call(leads(states), now=100.0)
+    remove = outbox.next_list_call(now=100.0)
     assert remove is not None
-    outbox.settle_list_call(remove, [("removed", "", "")], states.get)
+    outbox.settle_list_call(remove, [("removed", "", "")])
     erase = outbox.next_erase(now=100.0)
     assert erase is not None
-    outbox.settle_erase(erase, [("deleted", "", "")], states.get)
+    outbox.settle_erase(erase, [("deleted", "", "")])
     assert (states[P].lead_id, states[P].erasing) == (None, False)

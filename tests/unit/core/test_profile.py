@@ -169,7 +169,7 @@ def test_a_change_from_1_to_true_is_seen_by_incremental_evaluation() -> None:
     old = ProfileState(ts_ms=1, offset=0, email="a@x.io", attributes={"n": 1})
     old.desired = audiences.desired(old)
     new = ProfileState(ts_ms=2, offset=1, email="a@x.io", attributes={"n": True})
-    assert (old.desired, audiences.desired(new, old)) == ({FR}, frozenset())
+    assert (old.desired, audiences.desired(new, old)) == (frozenset({FR}), frozenset())
 
 
 def test_the_ecid_is_kept_only_when_mapped() -> None:

@@ -93,7 +93,8 @@ def test_a_record_of_the_previous_json_format_decodes() -> None:
     """A changelog written by the JSON-snapshot version of the worker is still read."""
     data = b'{"t":7,"o":1,"e":"a@x.io","a":{"country":"FR"},"d":["fr"],"k":["fr"],"lead":4}'
     decoded = CODEC.decode(data)
-    assert (decoded.ts_ms, decoded.attributes, decoded.acked) == (7, {"country": "FR"}, {FR})
+    fields = (decoded.ts_ms, decoded.attributes, decoded.acked)
+    assert fields == (7, {"country": "FR"}, frozenset({FR}))
 
 
 def test_an_outstanding_person_deletion_round_trips_with_its_lead_id() -> None:
@@ -125,7 +126,10 @@ def test_unacknowledged_compares_desired_and_acknowledged(
 def test_the_image_keeps_the_last_record_per_profile_and_drops_tombstones() -> None:
     """Until compaction a key has many records: the last wins, and a tombstone removes it."""
     first, second = CODEC.encode(state(ts_ms=1)), CODEC.encode(state(ts_ms=2))
-    batches = [[(b"p1", first), (b"p2", first)], [(b"p1", second), (b"p2", None)]]
+    batches: list[list[tuple[bytes, bytes | None]]] = [
+        [(b"p1", first), (b"p2", first)],
+        [(b"p1", second), (b"p2", None)],
+    ]
     image = read_image(batches, StateCodec(PATHS))
     assert image.states == {b"p1": second}
 

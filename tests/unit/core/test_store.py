@@ -33,16 +33,14 @@ def test_a_put_state_is_written_once_at_the_commit_and_then_kept_encoded() -> No
     assert store.get(P1) == fr()
 
 
-def test_a_touched_change_in_place_reaches_the_changelog() -> None:
-    """An acknowledgement set on a got state and touched is in the next commit's bytes."""
+def test_an_acknowledgement_recorded_by_the_store_reaches_the_changelog() -> None:
+    """An acknowledgement of a restored state is in the next commit's bytes."""
     store = store_with(0)
     store.load(0, {b"p1": CODEC.encode(fr())})
+    store.acknowledge(P1, FR, member=True)
     state = store.get(P1)
-    assert state is not None
-    state.acked = frozenset({FR})
-    store.touch(P1)
     ((_, _, data),) = store.take_dirty()
-    assert CODEC.decode(data).acked == {FR}
+    assert CODEC.decode(data).acked == frozenset({FR})
     assert store.get(P1) == state
 
 
@@ -116,10 +114,7 @@ def test_an_acknowledgement_joins_the_kept_back_state_in_one_record() -> None:
     store = store_with(0)
     store.put(0, P1, awaiting(10))
     store.take_dirty({0: 10})
-    state = store.get(P1)
-    assert state is not None
-    state.acked = frozenset({FR})
-    store.touch(P1)
+    store.acknowledge(P1, FR, member=True)
     ((_, _, data),) = store.take_dirty({0: 10})
     assert CODEC.decode(data).acked == {FR}
 
@@ -158,7 +153,7 @@ def test_a_membership_with_a_call_outstanding_is_written_unacknowledged() -> Non
     settled.offset = 10
     store.put(0, P1, settled)
     ((_, _, data),) = store.take_dirty(None, lambda _p: frozenset({FR}))
-    assert (CODEC.decode(data).acked, CODEC.unacknowledged(data)) == ({FR}, True)
+    assert (CODEC.decode(data).acked, CODEC.unacknowledged(data)) == (frozenset({FR}), True)
     at_rest = store.get(P1)
     assert at_rest is not None
     assert at_rest.acked == frozenset()

@@ -1,13 +1,17 @@
-"""The publisher's dead letters: cut to what Kafka accepts; a refused one is reported, not fatal."""
+"""The publisher: dead letters cut to what Kafka accepts (a refused one is reported, not fatal),
+and the rejections' wire format."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from worker.core.ids import AudienceId, ListId, ProfileId
+from worker.core.outbox import Rejection
 from worker.kafka import producer
 from worker.kafka.producer import Publisher
 
@@ -104,3 +108,29 @@ def test_dead_letter_that_timed_out_holds_the_commit(monkeypatch: pytest.MonkeyP
     pub.dead_letter(b"p-1", b"{}", [], lost.append)
     assert pub.flush(1.0) is False
     assert lost == []
+
+
+def test_a_rejection_is_written_as_json_keyed_by_its_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rejections topic's wire format: every list the person misses, with its list id."""
+    pub, fake = publisher(monkeypatch, {})
+    fr, de = AudienceId("fr"), AudienceId("de")
+    refused = Rejection(ProfileId("p-1"), None, "sync_lead", "1003", "bad", (fr, de))
+    pub.rejection(refused, {fr: ListId(1), de: ListId(2)}, rejected_at_ms=5)
+    ((topic, key, value),) = fake.produced
+    assert (topic, key, orjson.loads(value or b"")) == (
+        "rej",
+        b"p-1",
+        {
+            "profile_id": "p-1",
+            "audience": None,
+            "list_id": None,
+            "audiences": ["fr", "de"],
+            "list_ids": [1, 2],
+            "op": "sync_lead",
+            "code": "1003",
+            "message": "bad",
+            "rejected_at_ms": 5,
+        },
+    )
