@@ -44,6 +44,10 @@ class FakeClock:
         """Epoch seconds on the wall clock."""
         return self.wall_at_zero + self.now
 
+    def __call__(self) -> float:
+        """Seconds on the monotonic clock: the clock itself is a `Callable[[], float]`."""
+        return self.now
+
     def advance(self, seconds: float) -> None:
         """Let `seconds` pass."""
         self.now += seconds

@@ -21,7 +21,6 @@ from worker.core.outbox import Outbox
 from worker.core.partitions import Partitions
 from worker.core.snapshot import StateCodec
 from worker.core.store import StateStore
-from worker.errors import ConfigError, RequestRejected
 from worker.flusher import Flusher, LeadFields, ListWriter
 from worker.heap import pace_collector, release_free_memory
 from worker.kafka.changelog import read_end_offset, read_partition
@@ -30,13 +29,12 @@ from worker.kafka.producer import TOPIC_MAX_BYTES, Publisher
 from worker.kafka.stats import consumer_lag
 from worker.kafka.topics import ensure_topics, max_message_bytes
 from worker.loop import Core, Loop, LoopSettings
-from worker.marketo.client import MarketoClient, connect
+from worker.marketo.client import connect
 from worker.marketo.limiter import Limiter, limiter_for
 from worker.restoring import Restores
 from worker.settings import Settings
-from worker.startup.checks import startup_checks
+from worker.startup.prepare import prepare
 from worker.startup.progress import StartUp
-from worker.startup.provisioning import resolve_lists
 from worker.telemetry.http import start_http
 from worker.telemetry.metrics import Metrics
 from worker.telemetry.observer import MetricsObserver
@@ -130,24 +128,6 @@ async def run(settings: Settings) -> int:
             return await serve(settings, metrics, edges, stop, health)
         finally:
             await client.close()
-
-
-async def prepare(
-    settings: Settings, client: MarketoClient, limiter: Limiter, progress: StartUp
-) -> tuple[Converter, dict[AudienceId, ListId]]:
-    """Start-up against Marketo: the day's usage, the mapped fields, each audience's list."""
-    progress.enter("usage check")
-    try:
-        limiter.observe_usage(await client.usage_today())  # also proves the credentials
-    except RequestRejected as exc:
-        # bad credentials (401) or base_url (3xx/4xx): a configuration error, not a crash
-        raise ConfigError(f"marketo: {exc}: check base_url and MARKETO_CLIENT_*") from None
-    progress.enter("field checks")
-    converter = await startup_checks(settings, client)
-    list_ids = await resolve_lists(
-        client, settings.audiences, settings.marketo.list_folder, on_step=progress.enter
-    )
-    return converter, list_ids
 
 
 async def serve(

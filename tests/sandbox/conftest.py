@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 from aiohttp import web
 
+from tests.fakes import FakeClock
 from tests.sandbox.spec_quirks import relaxed_definitions
 from worker.sandbox.gate import LimitConfig
 from worker.sandbox.limits import QuotaDay
@@ -26,20 +27,6 @@ CLIENT_SECRET = "test-secret"
 WALL_START_S = 1773162000.0
 OPENAPI_COPY = Path(__file__).resolve().parent / "openapi"
 OPENAPI_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "marketo" / "openapi"
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now_s: float) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now_s += seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from tests.fakes import IDENTITY, FakeMarketo, RecordingLimiter, ServeMarketo, fail, ok
+from tests.fakes import IDENTITY, FakeClock, FakeMarketo, RecordingLimiter, ServeMarketo, fail, ok
 from worker.core.ids import LeadId, ListId
 from worker.errors import (
     CallAbandoned,
@@ -38,16 +38,6 @@ MEMBERS = "/rest/v1/lists/77/leads.json"
 ADDED = ok([{"id": 1, "status": "added"}])
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 class RecordingSleep:
     """Records requested delays and advances the fake clock instead of waiting."""
 
@@ -57,7 +47,7 @@ class RecordingSleep:
 
     async def __call__(self, delay_s: float) -> None:
         self.delays.append(delay_s)
-        self.clock.now_s += delay_s
+        self.clock.advance(delay_s)
         await asyncio.sleep(0)
 
 
@@ -97,7 +87,7 @@ async def rig(serve_marketo: ServeMarketo) -> AsyncIterator[Rig]:
     """A client against a fresh fake on 127.0.0.1."""
     fake = FakeMarketo()
     url = await serve_marketo(fake)
-    limiter, clock, observer = RecordingLimiter(), FakeClock(), RecordingObserver()
+    limiter, clock, observer = RecordingLimiter(), FakeClock(1000.0), RecordingObserver()
     sleep = RecordingSleep(clock)
     client = MarketoClient(
         Transport(
@@ -150,7 +140,7 @@ async def test_token_is_renewed_when_less_than_a_minute_remains(rig: Rig) -> Non
     rig.fake.tokens = [("tok-1", 100), ("tok-2", 3600)]
     rig.fake.script(MEMBERS, ADDED, ADDED)
     await add_one(rig)
-    rig.clock.now_s += 45
+    rig.clock.advance(45)
     await add_one(rig)
     assert rig.fake.calls(MEMBERS)[1].headers["Authorization"] == "Bearer tok-2"
 
@@ -160,7 +150,7 @@ async def test_reissued_token_is_not_asked_for_again_before_it_expires(rig: Rig)
     rig.fake.tokens = [("tok-1", 100), ("tok-1", 50), ("tok-2", 3600)]
     rig.fake.script(MEMBERS, ADDED, ADDED, ADDED)
     await add_one(rig)
-    rig.clock.now_s += 50
+    rig.clock.advance(50)
     await add_one(rig)
     await add_one(rig)
     assert len(rig.fake.calls(IDENTITY)) == 2
@@ -392,7 +382,7 @@ class SlowBudget(RecordingLimiter):
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        self.clock.now_s += self.wait_s
+        self.clock.advance(self.wait_s)
         async with super()._slot():
             yield
 
