@@ -227,6 +227,23 @@ def activated(worker: WorkerProcess) -> set[int]:
     return {e["partition"] for e in logged(worker, "activation.completed")}
 
 
+def owned(worker: WorkerProcess) -> set[int]:
+    """The partitions the worker holds now, by its assignment and revocation log lines."""
+    held: set[int] = set()
+    for e in worker.logs():
+        if e.get("event") == "partitions.assigned":
+            held |= set(e["partitions"])
+        elif e.get("event") == "partitions.revoked":
+            held -= set(e["partitions"])
+    return held
+
+
+def settled(worker: WorkerProcess) -> bool:
+    """Every partition the worker holds has been activated by it."""
+    held = owned(worker)
+    return bool(held) and held <= activated(worker)
+
+
 def test_in_a_rollout_the_old_replica_stands_down_and_no_membership_flaps(
     scenario: Scenario,
 ) -> None:
@@ -241,7 +258,7 @@ def test_in_a_rollout_the_old_replica_stands_down_and_no_membership_flaps(
         wait_for(lambda: bool(logged(old, "state.restored")), 60, "the old replica restored")
         new = scenario.start(new_config)
         workers.append(new)
-        wait_for(lambda: bool(activated(new)), 60, "the new replica activating a partition")
+        wait_for(lambda: settled(new), 60, "the new replica activating its partitions")
         by_new = activated(new)
         assert new.stop() == 0  # the old replica gets every partition back
         wait_for(
