@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 
+from worker.core import activation
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, ListId, ProfileId
 from worker.core.ledger import OffsetLedger
@@ -227,6 +229,8 @@ def build_loop(
         flush=publisher.flush,
         end_offset=lambda p: read_end_offset(config, k.topic, p),
         resume=consumer.resume,
+        # our start, wall clock: in a rollout the later-started replicas' definitions win
+        definitions=activation.definitions(core.audiences, edges.list_ids, time.time()),
         release_memory=release_free_memory,
     )
     flusher = build_flusher(settings, metrics, edges, publisher, core)
@@ -265,6 +269,10 @@ def loop_settings(settings: Settings) -> LoopSettings:
 def _readiness(partitions: Partitions) -> tuple[bool, str]:
     if not partitions:
         return False, "no partitions assigned"
+    stood_down = len(partitions.stood_down())
+    if stood_down:
+        # a newer replica activated other audience definitions there: this one is outdated
+        return False, f"stood down on {stood_down} partitions: newer audience definitions"
     restoring = len(partitions.restoring())
     if restoring:
         return False, f"restoring {restoring} partitions"

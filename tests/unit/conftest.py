@@ -9,6 +9,7 @@ from typing import Protocol
 import pytest
 
 from tests.fakes import FakeClock, FakeConsumer, FakePublisher, ScriptedWriter
+from worker.core.activation import definitions
 from worker.core.fields import Converter, FieldSpec
 from worker.core.ids import AudienceId, ListId
 from worker.core.ledger import OffsetLedger
@@ -163,6 +164,7 @@ def make_loop(
         commit_interval_s: float = 1.0,
         delete_persons: bool = False,
         max_in_flight: int = 1,
+        started: float = 1_000.0,
     ) -> Loop:
         out = publisher or default_publisher
         into = consumer or default_consumer
@@ -179,6 +181,7 @@ def make_loop(
             flush=out.flush,
             end_offset=lambda _partition: end_offset,
             resume=into.resume,
+            definitions=definitions(core.audiences, LISTS, started),
             clock=clock.monotonic,
         )
         settings = LoopSettings("in", 65536, max_buffered, commit_interval_s, handover_s=0.0)

@@ -19,6 +19,7 @@ from tests.fakes import (
     run_until_idle,
 )
 from tests.unit.conftest import AUDIENCES, FR, LISTS, MakeLoop
+from worker.core.activation import definitions, record
 from worker.core.events import MIN_TS_MS
 from worker.core.ids import AudienceId, LeadId, ProfileId, Record
 from worker.core.profile import ProfileState
@@ -28,6 +29,8 @@ from worker.loop import Loop
 from worker.restoring import Restorer
 
 CODEC = StateCodec(AUDIENCES.paths)
+# the definitions record of the loop's own audiences: no activation is due
+RECORDED = record(definitions(AUDIENCES, LISTS, 0.0))
 
 
 class FlakyRestorer:
@@ -91,14 +94,17 @@ async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten(
     make_loop: MakeLoop, consumer: FakeConsumer
 ) -> None:
     """Without the marker, a state whose membership the rules now decide otherwise is
-    corrected in memory and written back at the next commit."""
-    records: Changelog = [CODEC.layout_record(), (b"p1", saved("FR", set(), set()))]
-    loop = make_loop(restorer=lambda _p: [records])
+    corrected in memory and written back by the restore."""
+    records: Changelog = [CODEC.layout_record(), RECORDED, (b"p1", saved("FR", set(), set()))]
+    publisher = FakePublisher()
+    loop = make_loop(restorer=lambda _p: [records], publisher=publisher)
     await restore(loop, consumer)
     state = loop.store.get(ProfileId("p1"))
     assert state is not None
     assert state.desired == {FR}
-    assert [profile for _, profile, _ in loop.store.take_dirty()] == ["p1"]
+    [(partition, key, data)] = publisher.states
+    assert data is not None
+    assert (partition, key, CODEC.decode(data).desired) == (0, b"p1", {FR})
 
 
 async def test_a_restore_writes_the_layout_record_only_when_the_partition_lacks_it(
@@ -106,7 +112,7 @@ async def test_a_restore_writes_the_layout_record_only_when_the_partition_lacks_
 ) -> None:
     """States written from now on must be readable later: the layout is recorded once."""
     written = []
-    changelogs: list[Changelog] = [[], [CODEC.layout_record()]]
+    changelogs: list[Changelog] = [[RECORDED], [CODEC.layout_record(), RECORDED]]
     for records in changelogs:
         publisher = FakePublisher()
         loop = make_loop(restorer=reading(records), publisher=publisher)

@@ -2,9 +2,12 @@
 
 A partition is assigned restoring: it stays paused until its restore, due once every Marketo
 call of its previous owner has ended (the handover time), has run; then it is active, and the
-loop pauses and resumes active ones for backpressure. Each assignment gets a new epoch, so that
-what was read in an earlier one is told apart (the offset ledger's holds carry it), and the
-replay bound of its restore: offsets below it were readable before we owned the partition.
+loop pauses and resumes active ones for backpressure. A restore may instead find that a newer
+replica activated other audience definitions on it (worker.core.activation): the partition is
+then stood down, kept paused and never processed, until a rebalance assigns it again. Each
+assignment gets a new epoch, so that what was read in an earlier one is told apart (the offset
+ledger's holds carry it), and the replay bound of its restore: offsets below it were readable
+before we owned the partition.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ class Partition:
     restore_at: float | None  # when its restore may start; None: started (or done)
     restoring: bool = True
     paused: bool = False  # for backpressure (a restoring one is paused apart from this)
+    # left to a newer replica's audience definitions: paused, never processed, not ready
+    stood_down: bool = False
     # offsets below this were readable before we owned it, so a previous owner may have acted
     # on them (their replayed changes are sent explicitly); -1: it wrote all it did
     replay_until: int = -1
 
 
 class Partitions:
-    """The table of assigned partitions: restoring or active, paused, epoch, replay bound."""
+    """The table of assigned partitions: restoring, active or stood down, paused, epoch, replay
+    bound."""
 
     def __init__(self) -> None:
         self._table: dict[int, Partition] = {}
@@ -67,7 +73,13 @@ class Partitions:
 
     def active(self) -> set[int]:
         """The partitions restored: their records are processed."""
-        return {p for p, entry in self._table.items() if not entry.restoring}
+        return {
+            p for p, entry in self._table.items() if not entry.restoring and not entry.stood_down
+        }
+
+    def stood_down(self) -> set[int]:
+        """The partitions left to a newer replica: kept paused until the next rebalance."""
+        return {p for p, entry in self._table.items() if entry.stood_down}
 
     def paused(self) -> set[int]:
         """The active partitions paused for backpressure."""
@@ -95,6 +107,16 @@ class Partitions:
         if entry is None or entry.epoch != epoch:
             return False
         entry.restoring, entry.replay_until = False, replay_until
+        return True
+
+    def stand_down(self, partition: int, epoch: int) -> bool:
+        """A restore of the assignment `epoch` found newer audience definitions than ours: the
+        partition stays paused for good (this assignment); return whether it is still that
+        assignment."""
+        entry = self._table.get(partition)
+        if entry is None or entry.epoch != epoch:
+            return False
+        entry.restoring, entry.stood_down = False, True
         return True
 
     def replay_until(self, partition: int) -> int:

@@ -1,6 +1,8 @@
 """The metrics port: `/metrics` (Prometheus), `/healthz` (the loop is alive), `/readyz`.
 
-Ready means partitions are assigned, their state is restored and a Marketo token was obtained.
+Ready means partitions are assigned, their state is restored, none is stood down (left to a
+replica with newer audience definitions, worker.core.activation) and a Marketo token was
+obtained.
 """
 
 from __future__ import annotations

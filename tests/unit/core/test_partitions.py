@@ -41,3 +41,34 @@ def test_only_paused_partitions_are_resumed() -> None:
         table.restored(partition, epoch, replay_until=-1)
     table.pause([1])
     assert (table.paused(), table.resume_all(), table.paused()) == ({1}, {1}, set())
+
+
+def test_a_stood_down_partition_is_neither_restoring_nor_active() -> None:
+    """Left to a newer replica, it is only stood down: never processed, never paused or resumed."""
+    table = Partitions()
+    epoch = table.assign([0], restore_at=0.0)[0]
+    assert table.stand_down(0, epoch)
+    assert (table.restoring(), table.active(), table.stood_down(), table.resume_all()) == (
+        set(),
+        set(),
+        {0},
+        set(),
+    )
+
+
+def test_a_stand_down_of_an_earlier_assignment_counts_for_nothing() -> None:
+    """Revoked and assigned again during its restore: the old restore's verdict is ignored."""
+    table = Partitions()
+    old = table.assign([0], restore_at=0.0)[0]
+    table.revoke([0])
+    table.assign([0], restore_at=0.0)
+    assert (table.stand_down(0, old), table.stood_down(), table.restoring()) == (False, set(), {0})
+
+
+def test_a_stood_down_partition_assigned_again_restores_again() -> None:
+    """The next rebalance gives it a new assignment: it is checked afresh."""
+    table = Partitions()
+    table.stand_down(0, table.assign([0], restore_at=0.0)[0])
+    table.revoke([0])
+    table.assign([0], restore_at=0.0)
+    assert (table.stood_down(), table.restoring()) == (set(), {0})
