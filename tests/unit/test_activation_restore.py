@@ -102,7 +102,7 @@ async def test_a_removed_audience_leaves_the_state_and_costs_no_call(make_loop: 
     [data] = [v for _, key, v in publisher.states if key == b"p1"]
     assert data is not None
     state = CODEC.decode(data)
-    assert (state.desired, state.acked, loop.outbox.size()) == ({FR}, {FR}, 0)
+    assert (state.desired, state.acked, loop.outbox.size()) == (frozenset({FR}), frozenset({FR}), 0)
 
 
 async def test_newer_definitions_of_a_later_replica_stand_the_partition_down(

@@ -104,7 +104,7 @@ async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten(
     assert state.desired == {FR}
     [(partition, key, data)] = publisher.states
     assert data is not None
-    assert (partition, key, CODEC.decode(data).desired) == (0, b"p1", {FR})
+    assert (partition, key, CODEC.decode(data).desired) == (0, b"p1", frozenset({FR}))
 
 
 async def test_a_restore_writes_the_layout_record_only_when_the_partition_lacks_it(

@@ -97,7 +97,10 @@ def test_the_tap_keeps_the_last_definitions_record_and_passes_every_batch_on() -
     """The tap yields the batches unchanged and remembers the latest record value."""
     key, first = record(OLD)
     _, last = record(defs(200.0, fr='country == "FR"'))
-    batches = [[(key, first), (b"p-1", b"x")], [(key, last)]]
+    batches: list[list[tuple[bytes, bytes | None]]] = [
+        [(key, first), (b"p-1", b"x")],
+        [(key, last)],
+    ]
     tap = RecordTap()
     assert (list(tap(batches)), tap.value) == (batches, last)
 
@@ -107,7 +110,7 @@ def test_no_record_activates_every_configured_audience() -> None:
     decision = decide(None, OLD)
     assert (decision.verdict, decision.evaluated, decision.unrecorded) == (
         Verdict.ACTIVATE,
-        {FR},
+        frozenset({FR}),
         True,
     )
 
@@ -142,10 +145,10 @@ def test_the_decision_names_the_added_changed_relisted_and_removed_audiences() -
     )
     decision = decide(recorded, ours)
     assert (decision.added, decision.changed, decision.relisted, decision.removed) == (
-        {"new"},
-        {FR},
-        {PRO},
-        {"gone"},
+        frozenset({"new"}),
+        frozenset({FR}),
+        frozenset({PRO}),
+        frozenset({"gone"}),
     )
 
 
@@ -169,14 +172,14 @@ def test_an_added_audience_is_evaluated_and_the_others_keep_their_answer() -> No
     """An added audience joins desired; an unchanged one is not re-evaluated."""
     s = state({FR}, {FR}, country="DE", plan="pro")  # FR's stored answer stands
     changed = activation(OLD, fr='country == "FR"', pro='plan == "pro"').apply(s)
-    assert (changed, s.desired, s.acked) == (True, {FR, PRO}, {FR})
+    assert (changed, s.desired, s.acked) == (True, frozenset({FR, PRO}), frozenset({FR}))
 
 
 def test_a_changed_rule_keeps_what_marketo_acknowledged() -> None:
     """A changed rule changes desired only: the differences are the adds and removes."""
     s = state({FR}, {FR}, country="FR", plan="free")
     activation(OLD, fr='country == "FR" and plan == "pro"').apply(s)
-    assert (s.desired, s.acked) == (set(), {FR})
+    assert (s.desired, s.acked) == (frozenset(), frozenset({FR}))
 
 
 def test_a_changed_list_has_acknowledged_nothing() -> None:
@@ -184,7 +187,7 @@ def test_a_changed_list_has_acknowledged_nothing() -> None:
     recorded = defs(100.0, {FR: ListId(9)}, fr='country == "FR"')
     s = state({FR}, {FR}, country="FR")
     activation(recorded, fr='country == "FR"').apply(s)
-    assert (s.desired, s.acked) == ({FR}, set())
+    assert (s.desired, s.acked) == (frozenset({FR}), frozenset())
 
 
 def test_a_removed_audience_leaves_desired_and_acknowledged_and_is_counted() -> None:
@@ -195,8 +198,8 @@ def test_a_removed_audience_leaves_desired_and_acknowledged_and_is_counted() -> 
     changed = [run.apply(member), run.apply(wanted_only)]
     assert (changed, member.desired, member.acked, run.dropped) == (
         [True, True],
-        {FR},
-        {FR},
+        frozenset({FR}),
+        frozenset({FR}),
         {GONE: 1},
     )
 
