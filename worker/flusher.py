@@ -5,6 +5,10 @@ slot is free, so entries keep coalescing while they wait and budget goes to the 
 buffers first (the most records per call). A call that still fails after the client's retries
 is put back (its offsets stay held); one Marketo refuses for good becomes rejections. The
 outbox keeps the offset holds: a call is only ever handed back to it, settled or not.
+
+Each call is asked of one lane, the stream's or the backlog's, in the order the outbox's
+`Turns` gives (docs/message-flow.md, fair share): a backlog of thousands never holds back a
+streamed change by more than one call, and the backlog gets at least half while both have work.
 """
 
 from __future__ import annotations
@@ -17,9 +21,19 @@ from typing import Protocol
 
 import structlog
 
+from worker.core.buffers import Lane
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
-from worker.core.outbox import Call, EraseCall, LeadSyncCall, ListCall, Outbox, Rejection, Settled
+from worker.core.outbox import (
+    Call,
+    EraseCall,
+    LeadSyncCall,
+    ListCall,
+    Outbox,
+    Rejection,
+    Settled,
+    Turns,
+)
 from worker.core.profile import Outcome, ProfileState, Unmatched
 from worker.core.store import StateStore
 from worker.errors import CallAbandoned, MarketoError, QuotaExhausted, RequestRejected
@@ -135,6 +149,7 @@ class Flusher:
         # a list (None: the lead syncs) whose last call was refused as a whole waits alone,
         # so a deleted list or a missing permission never holds back the other lists
         self.refused_until: dict[AudienceId | None, float] = {}
+        self.turns = Turns()
 
     def blocked(self, now: float) -> bool:
         """Tell whether Marketo takes no new work at `now` (a backoff, or the quota parked)."""
@@ -161,15 +176,27 @@ class Flusher:
     def _next_call(self, now: float, force: bool) -> Call | None:
         # refusals are waited out even when forced (a shutdown's drain): they would not pass
         refused = {key for key, until in self.refused_until.items() if until > now}
+        for lane in self.turns.order():
+            call = self._next_in(lane, now, force, refused)
+            if call is not None:
+                self.turns.served(lane)
+                return call
+        return None
+
+    def _next_in(
+        self, lane: Lane, now: float, force: bool, refused: set[AudienceId | None]
+    ) -> Call | None:
+        """The lane's next call: a lead sync first (list entries wait for its lead ids), then
+        a list call, then a person deletion."""
         if None not in refused:
-            lead_sync = self.outbox.next_lead_sync(now, force)
+            lead_sync = self.outbox.next_lead_sync(now, force, lane)
             if lead_sync is not None:
                 return lead_sync
         lists = {key for key in refused if key is not None}
-        list_call = self.outbox.next_list_call(now, force, skip=lists)
+        list_call = self.outbox.next_list_call(now, force, skip=lists, lane=lane)
         if list_call is not None or ERASING in refused:
             return list_call
-        return self.outbox.next_erase(now, force)
+        return self.outbox.next_erase(now, force, lane)
 
     async def _run(self, call: Call) -> None:
         try:

@@ -287,6 +287,7 @@ class Loop:
         self.last_commit = self.clock()
         due = self.ledger.committable()  # before the await: only what is settled right now
         dirty = self.store.take_dirty(None if final else due, self.outbox.outstanding)
+        self.metrics.show_audiences(self.store.tally.totals(self.outbox.lists))
         for partition, profile, data in dirty:
             self.publisher.state(partition, profile.encode(), data)
         if not await asyncio.to_thread(self.publisher.flush, FLUSH_TIMEOUT_S):

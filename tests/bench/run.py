@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import (
+    bench_activation,
     bench_drain,
     bench_ingest,
     bench_latency,
@@ -49,6 +50,7 @@ SCENARIOS = {
         bench_scale_out,
         bench_memory,
         bench_sandbox,
+        bench_activation,
     )
 }
 

@@ -9,14 +9,20 @@ releases it when the change is settled, refused, replaced, cancelled or dropped.
 its entries' holds and comes back whole (settled, put back, or refused), so no caller has holds
 to release, and a call that holds offsets for long (a bulk import job) needs nothing more.
 What an answer changes in a profile's state (an ack, a lead id) goes through the state store.
+
+Fair share between the stream and the backlog (docs/message-flow.md): every buffer keeps its
+stream entries ahead of its backlog ones (worker.core.buffers), and each due call is asked of
+one lane, in the order `Turns` gives: the stream first, but never twice in a row while the
+backlog has a call due, so either lane gets at least half of the calls whenever both have work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from worker.core.buffers import CoalescingBuffer, Entry, Taken
+from worker.core.buffers import CoalescingBuffer, Entry, Lane, Taken, lane_of
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
 from worker.core.ledger import Hold, OffsetLedger
 from worker.core.marketo_api import LEAD_NOT_FOUND, NOT_IN_LIST
@@ -60,6 +66,24 @@ class EraseCall:
 
 
 Call = LeadSyncCall | ListCall | EraseCall
+
+
+class Turns:
+    """Whose turn the next call is: the stream's, unless the last call served was the stream's
+    (then the backlog's first). A lane with nothing due passes its turn without banking it."""
+
+    def __init__(self) -> None:
+        self._last = Lane.BACKLOG
+
+    def order(self) -> tuple[Lane, Lane]:
+        """The lanes in the order to ask them for a call."""
+        if self._last is Lane.STREAM:
+            return Lane.BACKLOG, Lane.STREAM
+        return Lane.STREAM, Lane.BACKLOG
+
+    def served(self, lane: Lane) -> None:
+        """Record that a call of `lane` was started."""
+        self._last = lane
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +172,7 @@ class Outbox:
         acknowledged; coalescing still keeps only the last change.
         """
         release = self.ledger.release
+        lane = lane_of(offset)
         for audience, member in flips.items():
             buffer = self.lists.get(audience)
             if buffer is None:
@@ -158,10 +183,10 @@ class Outbox:
                 release(buffer.cancel(profile))  # enter then exit: no call at all
                 self._forget_lead_sync(profile)
                 continue
-            release(buffer.put(profile, member, self.ledger.hold(partition, offset), now))
+            release(buffer.put(profile, member, self.ledger.hold(partition, offset), now, lane))
             if state.lead_id is None and state.email is not None:
                 waiting = self.leads.pending(state.email) or frozenset()
-                self.leads.put(state.email, waiting | {profile}, None, now)
+                self.leads.put(state.email, waiting | {profile}, None, now, lane)
                 self.syncing[profile] = state.email
 
     def erase_if_deleted(
@@ -187,7 +212,7 @@ class Outbox:
         if not state.erasing:  # written with the state: a restore queues the deletion again
             self.store.set_erasing(profile, True)
         hold = self.ledger.hold(partition, offset)
-        self.ledger.release(self.erasures.put(profile, lead, hold, now))
+        self.ledger.release(self.erasures.put(profile, lead, hold, now, lane_of(offset)))
 
     def _lead_sync_outstanding(self, profile: ProfileId) -> bool:
         """Tell whether a lead sync naming `profile` is buffered or in flight."""
@@ -195,14 +220,14 @@ class Outbox:
             profile in waiting for waiting in self.leads.in_flight_values()
         )
 
-    def next_erase(self, now: float, force: bool = False) -> EraseCall | None:
-        """Return the persons to delete now: due as other buffers are, and only those whose
-        list removals Marketo has acknowledged (nothing of theirs buffered or in flight) and
-        whose lead id is known."""
+    def next_erase(
+        self, now: float, force: bool = False, lane: Lane | None = None
+    ) -> EraseCall | None:
+        """Return the persons to delete now (for `lane`, None: either): due as other buffers
+        are, and only those whose list removals Marketo has acknowledged (nothing of theirs
+        buffered or in flight) and whose lead id is known."""
         buffer = self.erasures
-        if buffer is None or not len(buffer):
-            return None
-        if not (force or self._is_due(buffer.oldest_since(), len(buffer), now)):
+        if buffer is None or not self._due(buffer, now, force, lane):
             return None
         taken = buffer.take(
             self.max_batch, lambda profile, lead: lead != AWAITED and profile not in self._busy
@@ -246,18 +271,35 @@ class Outbox:
         if email is not None and waiting is not None and profile in waiting:
             rest = waiting - {profile}
             if rest:
-                self.leads.put(email, rest, None, 0.0)
+                self.leads.update(email, rest)
             else:
                 self.leads.cancel(email)
 
     def _is_due(self, oldest: float | None, ready: int, now: float) -> bool:
         return ready >= self.max_batch or (oldest is not None and oldest + self.linger_s <= now)
 
-    def next_lead_sync(self, now: float, force: bool = False) -> LeadSyncCall | None:
-        """Return the lead sync due now (300 waiting, or the oldest waited `linger_s`)."""
-        if not len(self.leads) or not (
-            force or self._is_due(self.leads.oldest_since(), len(self.leads), now)
-        ):
+    def _due(
+        self, buffer: CoalescingBuffer[Any, Any], now: float, force: bool, lane: Lane | None
+    ) -> bool:
+        """Tell whether `buffer` has a call due for `lane` (None: either): the stream's entries
+        fill a call or the oldest waited `linger_s`; the backlog's too, or the whole buffer
+        fills a call (the stream's entries go first in it)."""
+        if lane is None:
+            return bool(len(buffer)) and (
+                force or self._is_due(buffer.oldest_since(), len(buffer), now)
+            )
+        waiting = buffer.waiting(lane)
+        if not waiting:
+            return False
+        ready = len(buffer) if lane is Lane.BACKLOG else waiting
+        return force or self._is_due(buffer.oldest_since(lane), ready, now)
+
+    def next_lead_sync(
+        self, now: float, force: bool = False, lane: Lane | None = None
+    ) -> LeadSyncCall | None:
+        """Return the lead sync due now for `lane` (None: either): 300 waiting, or the oldest
+        waited `linger_s`."""
+        if not self._due(self.leads, now, force, lane):
             return None
         taken = self.leads.take(self.max_batch)
         for item in taken:
@@ -271,19 +313,21 @@ class Outbox:
         now: float,
         force: bool = False,
         skip: Container[AudienceId] = (),
+        lane: Lane | None = None,
     ) -> ListCall | None:
-        """Return a call for a due list but those to `skip`: full batches first (most records
-        per call), and among equals the list whose oldest change waited longest, so that no
-        list starves and holds back the commit of every partition."""
+        """Return a call for a list due for `lane` (None: either) but those to `skip`: full
+        batches first (most records per call), and among equals the list whose oldest change
+        (in the lane) waited longest, so that no list starves and holds back the commit of
+        every partition."""
         due = []
         for audience, buffer in self.lists.items():
-            if audience in skip:
+            if audience in skip or not self._due(buffer, now, force, lane):
                 continue
-            oldest = buffer.oldest_since()
-            if oldest is not None and (force or self._is_due(oldest, len(buffer), now)):
-                # a partial batch that waited ten lingers ranks with the full ones: no starvation
-                partial = len(buffer) < self.max_batch and now - oldest < 10 * self.linger_s
-                due.append((partial, oldest, audience))
+            oldest = buffer.oldest_since(lane)
+            assert oldest is not None  # a due lane has entries
+            # a partial batch that waited ten lingers ranks with the full ones: no starvation
+            partial = len(buffer) < self.max_batch and now - oldest < 10 * self.linger_s
+            due.append((partial, oldest, audience))
         for _, _, audience in sorted(due):
             call = self._take_list_call(audience, self.lists[audience])
             if call is not None:
@@ -332,7 +376,8 @@ class Outbox:
             for item in call.taken:
                 newer = self.leads.pending(item.key)
                 if newer is not None:  # others with this email came meanwhile: one sync for all
-                    self.leads.put(item.key, newer | item.entry.value, None, item.entry.since)
+                    lane = item.entry.lane
+                    self.leads.put(item.key, newer | item.entry.value, None, item.entry.since, lane)
                 for profile in item.entry.value:
                     self.syncing.setdefault(profile, item.key)  # unless it waits under another
             return self.leads.give_back(call.taken)
@@ -392,7 +437,7 @@ class Outbox:
         """Sync the person again (by email) for a lead id Marketo no longer knows, and put the
         add back to wait for the new id."""
         waiting = self.leads.pending(email) or frozenset()
-        self.leads.put(email, waiting | {item.key}, None, item.entry.since)
+        self.leads.put(email, waiting | {item.key}, None, item.entry.since, item.entry.lane)
         self.syncing[item.key] = email
         buffer.give_back([item])
 

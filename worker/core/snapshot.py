@@ -177,6 +177,17 @@ class StateCodec:
         head = _unpack_head.decode(data)
         return head.x and head.lead is not None
 
+    def memberships(
+        self, data: bytes
+    ) -> tuple[bool, tuple[AudienceId, ...], tuple[AudienceId, ...]]:
+        """A state's deleted marker, desired and acknowledged memberships (head only)."""
+        if data[:1] == b"{":
+            snap = _json_decoder.decode(data)
+            return snap.x, tuple(sorted(snap.d)), tuple(sorted(snap.k))
+        head = _unpack_head.decode(data)
+        desired = tuple(head.d)
+        return head.x, desired, desired if head.k is None else tuple(head.k)
+
     def lead_id(self, data: bytes) -> LeadId | None:
         """The Marketo lead id of a state (head only)."""
         if data[:1] == b"{":

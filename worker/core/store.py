@@ -14,11 +14,14 @@ for the acknowledgement, so that an event and its acknowledgement make one recor
 restore reads half as many and keeps no replaced copies in memory). An acknowledgement is thus
 kept only in memory for at most MAX_DEFERRED_COMMITS commits; a crash meanwhile costs a repeated
 (idempotent) call, never a lost event, since the commit never passes an unwritten one.
+
+The store keeps the audiences' counts (worker.core.tally) in step with the states it holds: each
+state in use remembers what it was counted as, and a change counts the difference.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -26,6 +29,7 @@ import msgspec
 from worker.core.ids import AudienceId, LeadId, ProfileId
 from worker.core.profile import ProfileState
 from worker.core.snapshot import StateCodec
+from worker.core.tally import NO_MEMBERSHIPS, Head, Memberships, Tally, from_head, memberships
 
 _NONE: Mapping[bytes, bytes] = {}
 # a profile's memberships with a Marketo call buffered or in flight (worker.core.outbox)
@@ -70,11 +74,13 @@ class StateStore:
         # keyed by the changelog record's key (the UTF-8 profile id): bytes take 16 bytes less
         # than str per profile, and a restore keeps the keys Kafka handed it
         self._cold: dict[int, dict[bytes, bytes]] = {}
-        self._hot: dict[ProfileId, tuple[int, ProfileState]] = {}
+        # states in use: their partition, and the memberships the tally counts them for
+        self._hot: dict[ProfileId, tuple[int, ProfileState, Memberships]] = {}
         self._changed: set[ProfileId] = set()  # hot states to encode at the next commit
         self._unwritten: dict[int, dict[ProfileId, _Unwritten]] = {}
         self._new = 0  # profiles put since the last commit and not yet at rest
         self._commits = 0
+        self.tally = Tally()
 
     def __len__(self) -> int:
         return sum(map(len, self._cold.values())) + self._new
@@ -86,14 +92,31 @@ class StateStore:
 
     def load(self, partition: int, states: Mapping[bytes, bytes]) -> None:
         """Fill a restored partition with encoded states, as read from the changelog."""
-        if partition in self._cold:
-            self._cold[partition].update(states)
+        cold = self._cold.get(partition)
+        if cold is None:
+            return
+        if cold:  # states read again replace those counted
+            replaced = [cold[key] for key in states.keys() & cold.keys()]
+            self.tally.load(partition, self._heads(replaced), sign=-1)
+        self.tally.load(partition, self._heads(states.values()))
+        cold.update(states)
+
+    def _heads(self, states: Iterable[bytes]) -> Iterator[Head]:
+        """The memberships of encoded states, those that do not decode left out (`get` drops
+        them, uncounting nothing)."""
+        head = self.codec.memberships
+        for data in states:
+            try:
+                yield head(data)
+            except msgspec.DecodeError:
+                continue
 
     def drop(self, partition: int) -> None:
         """Forget a revoked partition's states."""
         states = self._cold.pop(partition, {})
         self._unwritten.pop(partition, None)
-        for profile in [p for p, (part, _) in self._hot.items() if part == partition]:
+        self.tally.drop(partition)
+        for profile in [p for p, (part, _, _) in self._hot.items() if part == partition]:
             del self._hot[profile]
             self._changed.discard(profile)
             if profile.encode() not in states:
@@ -113,9 +136,10 @@ class StateStore:
             state = self.codec.decode(data)
         except msgspec.DecodeError:
             del self._cold[partition][profile.encode()]
+            self.tally.load(partition, self._heads([data]), sign=-1)  # if its head was counted
             self.on_corrupt(profile)
             return None
-        self._hot[profile] = (partition, state)
+        self._hot[profile] = (partition, state, memberships(state))
         return state
 
     def lead_id(self, profile: ProfileId) -> LeadId | None:
@@ -148,9 +172,20 @@ class StateStore:
         unwritten = self._unwritten.get(partition)
         if unwritten is None:
             return  # the partition was revoked meanwhile
-        if profile not in self._hot and profile.encode() not in self._cold[partition]:
-            self._new += 1
-        self._hot[profile] = (partition, state)
+        hot = self._hot.get(profile)
+        if hot is not None:
+            before = hot[2]
+        else:
+            data = self._cold[partition].get(profile.encode())
+            if data is None:
+                self._new += 1
+                before = NO_MEMBERSHIPS
+            else:  # put without a get (a restore's evaluation): counted from its head
+                head = next(self._heads([data]), None)
+                before = NO_MEMBERSHIPS if head is None else from_head(head)
+        after = memberships(state)
+        self.tally.change(partition, before, after)
+        self._hot[profile] = (partition, state, after)
         self._changed.add(profile)
         mark = unwritten.get(profile)
         if mark is None:
@@ -163,6 +198,10 @@ class StateStore:
         state = self.get(profile)
         if state is not None:
             state.acked = state.acked | {audience} if member else state.acked - {audience}
+            partition, _, before = self._hot[profile]
+            after = memberships(state)
+            self.tally.change(partition, before, after)
+            self._hot[profile] = (partition, state, after)
             self._touch(profile)
 
     def set_lead_id(self, profile: ProfileId, lead_id: LeadId | None) -> None:
@@ -202,7 +241,7 @@ class StateStore:
         self._commits += 1
         encode = self.codec.encode
         for profile in self._changed:
-            partition, state = self._hot[profile]
+            partition, state, _ = self._hot[profile]
             self._cold[partition][profile.encode()] = encode(state)
             mark = self._unwritten[partition][profile]
             mark.unknown = outstanding(profile)

@@ -6,7 +6,12 @@ names, Marketo codes): never emails, profile ids or lead ids.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from worker.core.ids import AudienceId
+from worker.core.tally import Counts
 
 PREFIX = "marketo_worker_"
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 1800, 3600)
@@ -86,3 +91,28 @@ class Metrics:
         self.commit_failures = Counter(
             f"{p}commit_failures", "Partition commits the broker refused", registry=r
         )
+        # per audience, over this replica's partitions (sum them over replicas), as the states
+        # tell it: set from the store's running counts at each commit, never from a scan
+        self.audience_wanted = Gauge(
+            f"{p}audience_members_wanted", "Profiles the audience wants", ["audience"], registry=r
+        )
+        self.audience_in_marketo = Gauge(
+            f"{p}audience_members_in_marketo",
+            "Profiles Marketo acknowledged in the audience's list",
+            ["audience"],
+            registry=r,
+        )
+        self.audience_pending = Gauge(
+            f"{p}audience_pending_changes",
+            "Profiles whose list membership differs from the audience's, by the change due",
+            ["audience", "op"],
+            registry=r,
+        )
+
+    def show_audiences(self, counts: Mapping[AudienceId, Counts]) -> None:
+        """Set the audiences' gauges to their counts."""
+        for audience, count in counts.items():
+            self.audience_wanted.labels(audience).set(count.wanted)
+            self.audience_in_marketo.labels(audience).set(count.in_marketo)
+            self.audience_pending.labels(audience, "add").set(count.pending_adds)
+            self.audience_pending.labels(audience, "remove").set(count.pending_removes)

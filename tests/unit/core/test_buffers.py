@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.core.buffers import CoalescingBuffer, Taken
+from worker.core.buffers import CoalescingBuffer, Lane, Taken
 from worker.core.ledger import Hold
 
 
@@ -146,3 +146,30 @@ def test_shared_presence_names_the_buffers_holding_each_key(
     held = {k: {n for n, b in names.items() if holds(b, k)} for k in ("p1", "p2", "p3")}
     expected = {k: where for k, where in held.items() if where}
     assert presence == expected
+
+
+def test_stream_entries_are_taken_before_older_backlog_ones() -> None:
+    """A streamed change goes in the next call ahead of a backlog queued before it."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    for i in range(3):
+        buffer.put(f"old{i}", True, None, now=0.0, lane=Lane.BACKLOG)
+    buffer.put("new", True, hold(9), now=5.0)
+    assert [t.key for t in buffer.take(2)] == ["new", "old0"]
+
+
+def test_a_backlog_key_the_stream_changes_moves_to_the_stream_lane() -> None:
+    """A backlog entry updated by the stream waits as the stream's, aged from that change."""
+    buffer: CoalescingBuffer[str, bool] = CoalescingBuffer()
+    buffer.put("p", True, None, now=0.0, lane=Lane.BACKLOG)
+    buffer.put("p", False, hold(3), now=4.0)
+    assert (buffer.waiting(Lane.STREAM), buffer.waiting(Lane.BACKLOG)) == (1, 0)
+    assert buffer.oldest_since(Lane.STREAM) == 4.0
+
+
+def test_a_stream_entry_stays_in_the_stream_lane_when_the_backlog_updates_it() -> None:
+    """A backlog put on a key the stream waits for keeps it in the stream's lane."""
+    buffer: CoalescingBuffer[str, frozenset[str]] = CoalescingBuffer()
+    buffer.put("ann@x.io", frozenset({"p1"}), None, now=1.0)
+    buffer.put("ann@x.io", frozenset({"p1", "p2"}), None, now=2.0, lane=Lane.BACKLOG)
+    assert buffer.waiting(Lane.STREAM) == 1
+    assert buffer.oldest_since() == 1.0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from worker.core.buffers import Lane
 from worker.core.ids import AudienceId, LeadId, Op, ProfileId
 from worker.core.ledger import OffsetLedger
-from worker.core.outbox import LeadSyncCall, ListCall, Outbox
+from worker.core.outbox import LeadSyncCall, ListCall, Outbox, Turns
 from worker.core.profile import ProfileState
 from worker.core.snapshot import StateCodec
 from worker.core.store import StateStore
@@ -432,3 +433,26 @@ def test_an_answered_deletion_is_no_longer_outstanding_in_the_state() -> None:
     assert erase is not None
     outbox.settle_erase(erase, [("deleted", "", "")])
     assert (states[P].lead_id, states[P].erasing) == (None, False)
+
+
+def test_turns_alternate_while_both_lanes_have_calls_and_start_with_the_stream() -> None:
+    """The stream is asked first, but after a stream call the backlog is asked first."""
+    turns = Turns()
+    assert turns.order() == (Lane.STREAM, Lane.BACKLOG)
+    turns.served(Lane.STREAM)
+    assert turns.order() == (Lane.BACKLOG, Lane.STREAM)
+    turns.served(Lane.BACKLOG)
+    assert turns.order() == (Lane.STREAM, Lane.BACKLOG)
+
+
+def test_a_backlog_that_fills_a_call_is_due_for_the_backlog_but_not_for_the_stream() -> None:
+    """300 backlog adds (no offset) make a backlog call due at once; the stream has none due."""
+    outbox, _ledger, states = outbox_on([A])
+    for i in range(300):
+        profile = ProfileId(f"p{i}")
+        states[profile] = ProfileState(ts_ms=1, offset=0, email=f"{i}@x.io", lead_id=LeadId(i + 1))
+        outbox.enqueue(profile, states[profile], {A: True}, 0, None, 0.0)
+    assert outbox.next_list_call(0.0, lane=Lane.STREAM) is None
+    call = outbox.next_list_call(0.0, lane=Lane.BACKLOG)
+    assert call is not None
+    assert len(call.taken) == 300

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 from worker.core.ids import AudienceId, LeadId, ProfileId
 from worker.core.profile import ProfileState
+from worker.core.progress import progress
 from worker.core.snapshot import StateCodec
 from worker.core.store import MAX_DEFERRED_COMMITS, StateStore
+from worker.core.tally import Counts
 
 CODEC = StateCodec(("country",))
 P1, P2 = ProfileId("p1"), ProfileId("p2")
-FR = AudienceId("fr")
+FR, DE = AudienceId("fr"), AudienceId("de")
 
 
 def fr(ts: int = 1) -> ProfileState:
@@ -157,3 +161,66 @@ def test_a_membership_with_a_call_outstanding_is_written_unacknowledged() -> Non
     at_rest = store.get(P1)
     assert at_rest is not None
     assert at_rest.acked == frozenset()
+
+
+def counted(store: StateStore, states: dict[ProfileId, ProfileState]) -> bool:
+    """Tell whether the store's running counts equal a count over every state (progress)."""
+    expected = {
+        item.audience: Counts(item.wanted, item.in_marketo, item.pending_adds, item.pending_removes)
+        for item in progress(states.values(), [FR, DE]).audiences
+    }
+    return store.tally.totals([FR, DE]) == expected
+
+
+def member(*desired: AudienceId, acked: frozenset[AudienceId] = frozenset()) -> ProfileState:
+    return ProfileState(ts_ms=1, offset=0, email="a@x.io", desired=frozenset(desired), acked=acked)
+
+
+def test_the_counts_follow_puts_and_acknowledgements_as_a_scan_would() -> None:
+    """Random puts, deletes and acks: the running counts always equal a count of every state."""
+    rng = random.Random(7)
+    store, states = store_with(0), {}
+    for step in range(400):
+        profile = ProfileId(f"p{rng.randrange(30)}")
+        if step % 50 == 0:
+            store.take_dirty()  # states go to rest and are decoded again
+        state = store.get(profile)
+        if state is not None and rng.random() < 0.5:
+            store.acknowledge(profile, rng.choice([FR, DE]), rng.random() < 0.7)
+        else:
+            desired = [a for a in (FR, DE) if rng.random() < 0.5]
+            acked = frozenset() if state is None else state.acked
+            new = member(*desired, acked=acked)
+            new.deleted = rng.random() < 0.1
+            store.put(0, profile, new)
+        states[profile] = store.get(profile) or member()
+        assert counted(store, states)
+
+
+def test_restored_states_add_their_counts_and_a_revoked_partition_removes_them() -> None:
+    """Loaded encoded states count as their heads say; dropping the partition uncounts them."""
+    store = store_with(0, 1)
+    states = {P1: member(FR, acked=frozenset({FR})), P2: member(FR, DE)}
+    store.load(0, {b"p1": CODEC.encode(states[P1])})
+    store.load(1, {b"p2": CODEC.encode(states[P2])})
+    assert counted(store, states)
+    store.drop(1)
+    assert counted(store, {P1: states[P1]})
+
+
+def test_a_restored_state_evaluated_afresh_moves_its_counts() -> None:
+    """A put of a loaded state never decoded (a restore's evaluation) replaces its counts."""
+    store = store_with(0)
+    store.load(0, {b"p1": CODEC.encode(member(FR, acked=frozenset({FR})))})
+    store.put(0, P1, member(DE, acked=frozenset({FR})))
+    assert counted(store, {P1: member(DE, acked=frozenset({FR}))})
+
+
+def test_a_corrupt_state_dropped_on_read_is_uncounted() -> None:
+    """A record whose head decodes but not its body (an unknown layout) is counted, then
+    dropped by get."""
+    store = store_with(0)
+    store.load(0, {b"p1": StateCodec(("city",)).encode(member(FR))})
+    assert not counted(store, {})
+    assert store.get(P1) is None
+    assert counted(store, {})
