@@ -74,7 +74,11 @@ def queue(
         lead = None if i - first < new_persons else LeadId(i + 1)
         at = None if offset is None else offset + i - first
         state = ProfileState(
-            ts_ms=1, offset=at or 0, email=f"{profile}@x.io", lead_id=lead, desired={audience}
+            ts_ms=1,
+            offset=at or 0,
+            email=f"{profile}@x.io",
+            lead_id=lead,
+            desired=frozenset({audience}),
         )
         store.put(0, profile, state)
         if at is not None:
