@@ -111,7 +111,7 @@ class Restores:
         clean = image.marker is not None
         if clean:
             end = -1  # the previous owner wrote all it did: replayed events need no re-send
-        self.store.load(partition, image.states)
+        self.store.load(partition, image.states, image.layouts)  # others are written first
         for profile, state in restored.changed.items():
             self.store.put(partition, profile, state)
         resent = sum(
@@ -119,8 +119,6 @@ class Restores:
             for profile, state in restored.pending.items()
         )
         resent += self._erase_again(partition, restored)
-        if self.store.codec.layout_id not in image.layouts:  # later readers must know it
-            self.write_state(partition, *self.store.codec.layout_record())
         if clean:
             # the marker vouches for the previous owner's writes, not for ours: should we die
             # before our first commit, the next owner must not trust it. In Kafka before any

@@ -18,14 +18,14 @@ kept only in memory for at most MAX_DEFERRED_COMMITS commits; a crash meanwhile 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import msgspec
 
 from worker.core.ids import AudienceId, LeadId, ProfileId
 from worker.core.profile import ProfileState
-from worker.core.snapshot import StateCodec
+from worker.core.snapshot import StateCodec, layout_of
 
 _NONE: Mapping[bytes, bytes] = {}
 # a profile's memberships with a Marketo call buffered or in flight (worker.core.outbox)
@@ -73,6 +73,8 @@ class StateStore:
         self._hot: dict[ProfileId, tuple[int, ProfileState]] = {}
         self._changed: set[ProfileId] = set()  # hot states to encode at the next commit
         self._unwritten: dict[int, dict[ProfileId, _Unwritten]] = {}
+        # per restored partition, the layouts its changelog has a record of (worker.core.snapshot)
+        self._layouts: dict[int, set[int]] = {}
         self._new = 0  # profiles put since the last commit and not yet at rest
         self._commits = 0
 
@@ -84,15 +86,19 @@ class StateStore:
         self._cold[partition] = {}
         self._unwritten[partition] = {}
 
-    def load(self, partition: int, states: Mapping[bytes, bytes]) -> None:
-        """Fill a restored partition with encoded states, as read from the changelog."""
+    def load(self, partition: int, states: Mapping[bytes, bytes], layouts: Iterable[int]) -> None:
+        """Fill a restored partition with encoded states, as read from the changelog with the
+        `layouts` it has records of: a state written under another one is preceded by its
+        layout's record (take_dirty)."""
         if partition in self._cold:
             self._cold[partition].update(states)
+            self._layouts[partition] = set(layouts)
 
     def drop(self, partition: int) -> None:
         """Forget a revoked partition's states."""
         states = self._cold.pop(partition, {})
         self._unwritten.pop(partition, None)
+        self._layouts.pop(partition, None)
         for profile in [p for p, (part, _) in self._hot.items() if part == partition]:
             del self._hot[profile]
             self._changed.discard(profile)
@@ -198,7 +204,10 @@ class StateStore:
         while a call for the profile is buffered or in flight. Should the worker die then, the
         next owner finds the newer record and skips the replayed events as stale, so the
         record itself must say what is not settled: `outstanding` names those memberships,
-        written unacknowledged so that a restore sends them again."""
+        written unacknowledged so that a restore sends them again.
+
+        A state under a layout its restored partition has no record of is preceded by that
+        layout's control record, once (its key stands where a profile's would)."""
         self._commits += 1
         encode = self.codec.encode
         for profile in self._changed:
@@ -213,6 +222,7 @@ class StateStore:
         out: list[tuple[int, ProfileId, bytes]] = []
         for partition, unwritten in self._unwritten.items():
             states = self._cold[partition]
+            recorded = self._layouts.get(partition)
             limit = None if committing is None else committing.get(partition)
             due = [
                 profile
@@ -224,5 +234,10 @@ class StateStore:
                 data = states[profile.encode()]
                 if unknown:  # the few written while a call is out (the others wait for it)
                     data = encode(self.codec.decode(data), unknown)
+                layout = layout_of(data)
+                if recorded is not None and layout is not None and layout not in recorded:
+                    recorded.add(layout)
+                    key, value = self.codec.layout_record(layout)
+                    out.append((partition, ProfileId(key.decode()), value))
                 out.append((partition, profile, data))
         return out
