@@ -158,9 +158,9 @@ async def serve(
 def build_core(settings: Settings, list_ids: Mapping[AudienceId, ListId]) -> Core:
     """The pure state: the partitions' table, the ledger, the profile states and the outbox."""
     audiences = build_audiences(settings)
-    paths = frozenset(audiences.paths | {m.source for m in settings.mapping})
+    paths = settings.retained_paths()
     ledger = OffsetLedger()
-    store = StateStore(StateCodec(paths), on_corrupt=_corrupt_state)
+    store = StateStore(StateCodec(), on_corrupt=_corrupt_state)
     outbox = Outbox(
         ledger,
         store,

@@ -68,7 +68,7 @@ class Core:
     store: StateStore
     outbox: Outbox
     audiences: Audiences
-    paths: frozenset[str]  # the attribute paths that rules and mapping read
+    paths: frozenset[str]  # the attribute paths each state retains (ALL_ATTRIBUTES: every one)
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,7 +127,7 @@ class Restores:
         if clean:
             end = -1  # the previous owner wrote all it did: replayed events need no re-send
         self._keep_changed(partition, image, restored.changed)
-        self.store.load(partition, image.states)
+        self.store.load(partition, image.states, image.layouts)
         resent = sum(
             self._resend_unacknowledged(partition, profile, state)
             for profile, state in restored.pending.items()
@@ -174,10 +174,8 @@ class Restores:
     async def _write_control_records(
         self, partition: int, image: snapshot.Image, *, activated: bool
     ) -> None:
-        """The layout (once per partition), our definitions after an activation, and the
-        withdrawal of a clean-handover marker; in Kafka before the partition is resumed."""
-        if self.store.codec.layout_id not in image.layouts:  # later readers must know it
-            self.write_state(partition, *self.store.codec.layout_record())
+        """Our definitions after an activation, and the withdrawal of a clean-handover marker;
+        in Kafka before the partition is resumed."""
         if activated:
             # our record goes after the states it vouches for, once Kafka has them all: should
             # we die before, the next restore finds the old record and activates again (the
@@ -218,11 +216,16 @@ class Restores:
         self, partition: int, image: snapshot.Image, changed: dict[ProfileId, ProfileState]
     ) -> None:
         """States evaluated afresh: encoded into the image the store loads, and written to the
-        changelog now (before an activation's record), not at a commit."""
-        encode = self.store.codec.encode
+        changelog now (before an activation's record), not at a commit; a layout the partition
+        has no record of is written before its first state, as the store's commits do."""
+        codec = self.store.codec
         for profile, state in changed.items():
             key = profile.encode()
-            image.states[key] = data = encode(state)
+            image.states[key] = data = codec.encode(state)
+            layout = snapshot.layout_of(data)
+            if layout is not None and layout not in image.layouts:
+                self.write_state(partition, *codec.layout_record(layout))
+                image.layouts.add(layout)
             self.write_state(partition, key, data)
 
     def _stand_down(

@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     FilePath,
+    PlainValidator,
     SecretStr,
     ValidationInfo,
     WithJsonSchema,
@@ -38,13 +39,18 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from pydantic_settings import SettingsConfigDict as _SettingsConfig
 from pydantic_settings.sources.utils import parse_env_vars
 
+from worker.core.fields import IDENTITY_PREFIX
 from worker.core.ids import AudienceId
 from worker.core.marketo_api import MAX_BATCH
+from worker.core.membership import CONSENT_PREFIX
+from worker.core.profile import ALL_ATTRIBUTES, ECID
 from worker.core.rules import Rule, compile_rule
 from worker.errors import RuleError
 
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+# a retained path: an attribute path, or `prefix.*` for everything under prefix
+_RETAINED = re.compile(r"^[^.\s*]+(\.[^.\s*]+)*(\.\*)?$")
 # client settings of the classic group protocol only: the consumer protocol has the broker decide
 _CLASSIC_GROUP_ONLY = frozenset(
     {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"}
@@ -82,6 +88,19 @@ def _attribute_path(value: str) -> str:
     return value
 
 
+def _retention(value: object) -> object:
+    # one check for both forms: a union would report each branch's failure, by its type's name
+    if value == "all":
+        return value
+    if not isinstance(value, list) or not all(isinstance(path, str) for path in value):
+        raise ValueError("must be all, or a list of attribute paths (prefix.* for all under it)")
+    refused = [path for path in value if not _RETAINED.fullmatch(path)]
+    if refused:
+        listed = ", ".join(repr(path) for path in refused)
+        raise ValueError(f"{listed}: not a dotted attribute path like address.city, or address.*")
+    return value
+
+
 def _slug(value: str) -> str:
     if not _SLUG.fullmatch(value):
         raise ValueError("must be 1-64 of lowercase letters, digits, '-', '_' and '.'")
@@ -97,6 +116,18 @@ def _librdkafka_value(value: object) -> object:
 
 AttributePath = Annotated[
     str, AfterValidator(_attribute_path), Field(json_schema_extra={"pattern": _PATH.pattern})
+]
+Retention = Annotated[
+    Literal["all"] | list[str],
+    PlainValidator(_retention),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"const": "all"},
+                {"type": "array", "items": {"type": "string", "pattern": _RETAINED.pattern}},
+            ]
+        }
+    ),
 ]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Slug = Annotated[str, AfterValidator(_slug), Field(json_schema_extra={"pattern": _SLUG.pattern})]
@@ -330,6 +361,29 @@ class Audience(BaseModel):
         return None if self.rule is None else _compile(self.rule)
 
 
+class StateSettings(BaseModel):
+    """What each profile's state keeps: every attribute, or only the paths listed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # `all`: an audience added later is evaluated from the state alone; a list bounds memory,
+    # and a rule or mapping that reads a path it does not retain is a configuration error
+    attributes: Retention = "all"
+
+    def retained(self) -> frozenset[str]:
+        """The attribute paths kept (`prefix.*` as `prefix`); ALL_ATTRIBUTES for `all`."""
+        if self.attributes == "all":
+            return ALL_ATTRIBUTES
+        return frozenset(path.removesuffix(".*") for path in self.attributes)
+
+    def retains(self, path: str) -> bool:
+        """Tell whether the state keeps what `path` reads (itself, or a prefix of it, is kept)."""
+        kept = self.retained()
+        return kept is ALL_ATTRIBUTES or any(
+            path == prefix or path.startswith(prefix + ".") for prefix in kept
+        )
+
+
 class FlushSettings(BaseModel):
     """When buffered list changes are sent and offsets committed."""
 
@@ -378,6 +432,7 @@ class Settings(BaseSettings):
     mapping: list[Mapping] = Field(default_factory=list)
     governance: Governance = Field(default_factory=Governance)
     audiences: list[Audience] = Field(min_length=1)
+    state: StateSettings = Field(default_factory=StateSettings)
     flush: FlushSettings = Field(default_factory=FlushSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
@@ -395,10 +450,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        problems = [*_mapping_problems(self), *_audience_problems(self.audiences)]
+        problems = [
+            *_mapping_problems(self),
+            *_audience_problems(self.audiences),
+            *_retention_problems(self),
+        ]
         if problems:
             raise _problems(*problems)
         return self
+
+    def retained_paths(self) -> frozenset[str]:
+        """The attribute paths each profile's state keeps (worker.core.profile.apply): those of
+        `state.attributes`, and the ecid when it is mapped."""
+        retained = self.state.retained()
+        if retained is ALL_ATTRIBUTES:
+            return retained
+        return retained | ({ECID} & {mapping.source for mapping in self.mapping})
 
     def compiled_rules(self) -> dict[AudienceId, Rule]:
         """Each rule audience's compiled rule, by audience id."""
@@ -443,6 +510,31 @@ def _audience_problems(audiences: list[Audience]) -> list[tuple[str, str]]:
             seen = first.setdefault((key, value), index) if value is not None else index
             if seen != index:
                 problems.append((f"audiences[{index}].{key}", f"same as audiences[{seen}]"))
+    return problems
+
+
+def _retention_problems(settings: Settings) -> list[tuple[str, str]]:
+    """Every path a rule, the mapping or the consent switch reads must be kept in the state:
+    else it would read as absent for every profile, without a word."""
+    state = settings.state
+    if state.retained() is ALL_ATTRIBUTES:
+        return []
+    unkept = "which state.attributes does not retain (list it, or a prefix.* that covers it)"
+    problems: list[tuple[str, str]] = []
+    for index, audience in enumerate(settings.audiences):
+        rule = audience.compiled_rule
+        for path in sorted(rule.paths if rule else ()):
+            if not state.retains(path):
+                problems.append(
+                    (f"audiences[{index}].rule", f"audience {audience.id} reads {path}, {unkept}")
+                )
+    for index, mapping in enumerate(settings.mapping):
+        source = mapping.source
+        if not source.startswith(IDENTITY_PREFIX) and not state.retains(source):
+            problems.append((f"mapping[{index}].from", f"reads {source}, {unkept}"))
+    consent = settings.governance.consent_path
+    if not consent.startswith(CONSENT_PREFIX) and not state.retains(consent):
+        problems.append(("governance.consent_path", f"reads {consent}, {unkept}"))
     return problems
 
 

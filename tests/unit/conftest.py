@@ -108,7 +108,7 @@ def make_core() -> MakeCore:
     def make(
         lists: Sequence[AudienceId] = (FR,), *, linger_s: float = 1.0, delete_persons: bool = False
     ) -> Core:
-        ledger, store = OffsetLedger(), StateStore(StateCodec(AUDIENCES.paths))
+        ledger, store = OffsetLedger(), StateStore(StateCodec())
         outbox = Outbox(ledger, store, list(lists), 300, linger_s, delete_persons=delete_persons)
         return Core(Partitions(), ledger, store, outbox, AUDIENCES, AUDIENCES.paths)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.fakes import Changelog, FakeConsumer, FakePublisher, run_until_idle
 from tests.unit.conftest import AUDIENCES, FR, LISTS, MakeLoop
-from tests.unit.test_loop import CODEC, saved
+from tests.unit.test_loop import CODEC, layout_record, saved
 from worker.app import _readiness
 from worker.core.activation import DEFINITIONS_KEY, definitions, parse, record
 from worker.core.ids import AudienceId, ListId, ProfileId
@@ -50,7 +50,7 @@ async def test_a_partition_without_a_record_is_activated_and_its_record_written_
 ) -> None:
     """States written before records existed are evaluated; the changed one is written, then
     our record, and its add is queued."""
-    changelog: Changelog = [CODEC.layout_record(), (b"p1", saved("FR", set(), set()))]
+    changelog: Changelog = [layout_record(), (b"p1", saved("FR", set(), set()))]
     loop, publisher, consumer = await assign(make_loop, changelog)
     assert written(publisher) == [b"p1", DEFINITIONS_KEY]
     assert (consumer.resumed, loop.outbox.lists[FR].pending(ProfileId("p1"))) == ({0}, True)
@@ -68,7 +68,7 @@ async def test_an_activation_record_names_this_replica_and_its_definitions(
 async def test_the_same_definitions_rewrite_nothing_and_queue_nothing(make_loop: MakeLoop) -> None:
     """A settled state under the recorded definitions costs no write and no call."""
     changelog: Changelog = [
-        CODEC.layout_record(),
+        layout_record(),
         (DEFINITIONS_KEY, recorded(LATER)),
         (b"p1", saved("FR", {FR}, {FR})),
     ]
@@ -81,7 +81,7 @@ async def test_a_changed_rule_queues_the_removal_of_a_member_it_no_longer_matche
 ) -> None:
     """Recorded by an earlier replica with another rule: the member that left is removed."""
     changelog: Changelog = [
-        CODEC.layout_record(),
+        layout_record(),
         (DEFINITIONS_KEY, recorded(EARLIER, rule='country == "DE"')),
         (b"p1", saved("DE", {FR}, {FR})),
         (b"p2", saved("FR", set(), set())),
@@ -94,7 +94,7 @@ async def test_a_changed_rule_queues_the_removal_of_a_member_it_no_longer_matche
 async def test_a_removed_audience_leaves_the_state_and_costs_no_call(make_loop: MakeLoop) -> None:
     """Its memberships leave desired and acknowledged; nothing is queued for it or for `fr`."""
     changelog: Changelog = [
-        CODEC.layout_record(),
+        layout_record(),
         (DEFINITIONS_KEY, recorded(EARLIER, with_gone=True)),
         (b"p1", saved("FR", {FR, GONE}, {FR, GONE})),
     ]
@@ -111,7 +111,7 @@ async def test_newer_definitions_of_a_later_replica_stand_the_partition_down(
     """Recorded by a replica started after us with other definitions: the partition stays
     paused and unread, nothing is written, and this replica is not ready."""
     changelog: Changelog = [
-        CODEC.layout_record(),
+        layout_record(),
         (DEFINITIONS_KEY, recorded(LATER, with_gone=True)),
         (b"p1", saved("FR", {FR, GONE}, {FR, GONE})),
     ]

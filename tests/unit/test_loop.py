@@ -23,12 +23,12 @@ from worker.core.activation import definitions, record
 from worker.core.events import MIN_TS_MS
 from worker.core.ids import AudienceId, LeadId, ProfileId, Record
 from worker.core.profile import ProfileState
-from worker.core.snapshot import CLEAN_HANDOVER, StateCodec
+from worker.core.snapshot import CLEAN_HANDOVER, StateCodec, layout_of
 from worker.errors import MarketoUnavailable
 from worker.loop import Loop
 from worker.restoring import Restorer
 
-CODEC = StateCodec(AUDIENCES.paths)
+CODEC = StateCodec()
 # the definitions record of the loop's own audiences: no activation is due
 RECORDED = record(definitions(AUDIENCES, LISTS, 0.0))
 
@@ -72,13 +72,20 @@ def saved(country: str, desired: set[AudienceId], acked: set[AudienceId]) -> byt
     return CODEC.encode(state)
 
 
+def layout_record() -> tuple[bytes, bytes]:
+    """The control record of the layout `saved` states (and `upsert` events) are written under."""
+    layout = layout_of(saved("FR", set(), set()))
+    assert layout is not None
+    return CODEC.layout_record(layout)
+
+
 async def test_after_a_clean_handover_only_unacknowledged_states_are_resent(
     make_loop: MakeLoop, consumer: FakeConsumer
 ) -> None:
     """With the marker of these rules last, a state Marketo acknowledged is kept as it is and
     one it did not is queued again."""
     records: Changelog = [
-        CODEC.layout_record(),
+        layout_record(),
         (b"done", saved("FR", {FR}, {FR})),
         (b"waiting", saved("FR", {FR}, set())),
         (CLEAN_HANDOVER, AUDIENCES.fingerprint),
@@ -95,7 +102,7 @@ async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten(
 ) -> None:
     """Without the marker, a state whose membership the rules now decide otherwise is
     corrected in memory and written back by the restore."""
-    records: Changelog = [CODEC.layout_record(), RECORDED, (b"p1", saved("FR", set(), set()))]
+    records: Changelog = [layout_record(), RECORDED, (b"p1", saved("FR", set(), set()))]
     publisher = FakePublisher()
     loop = make_loop(restorer=lambda _p: [records], publisher=publisher)
     await restore(loop, consumer)
@@ -107,18 +114,23 @@ async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten(
     assert (partition, key, CODEC.decode(data).desired) == (0, b"p1", frozenset({FR}))
 
 
-async def test_a_restore_writes_the_layout_record_only_when_the_partition_lacks_it(
+async def test_a_layout_record_is_written_once_before_the_first_state_under_it(
     make_loop: MakeLoop, consumer: FakeConsumer
 ) -> None:
-    """States written from now on must be readable later: the layout is recorded once."""
+    """States written from now on must be readable later: a layout the partition's changelog
+    lacks is recorded before the first state under it, and only once."""
+    layout = layout_record()
     written = []
-    changelogs: list[Changelog] = [[RECORDED], [CODEC.layout_record(), RECORDED]]
+    changelogs: list[Changelog] = [[RECORDED], [layout, RECORDED]]
     for records in changelogs:
         publisher = FakePublisher()
         loop = make_loop(restorer=reading(records), publisher=publisher)
         await restore(loop, consumer)
-        written.append(publisher.states)
-    assert written == [[(0, *CODEC.layout_record())], []]
+        for offset, country in enumerate(("FR", "DE")):
+            loop.process(upsert(offset, country), 0.0)
+            await loop.commit(final=True)
+        written.append([(key, value) for _, key, value in publisher.states if key != b"p1"])
+    assert written == [[layout], []]
 
 
 async def test_a_failed_restore_is_retried_and_the_partition_resumes(

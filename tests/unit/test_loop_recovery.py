@@ -10,11 +10,19 @@ from tests.fakes import Changelog, FakeClock, FakePublisher, ScriptedWriter, run
 from tests.unit.conftest import AUDIENCES, FR, MakeLoop
 from worker.core.ids import LeadId, Record
 from worker.core.profile import ProfileState
-from worker.core.snapshot import CLEAN_HANDOVER, StateCodec
+from worker.core.snapshot import CLEAN_HANDOVER, StateCodec, layout_of
 from worker.loop import Loop
 
-CODEC = StateCodec(AUDIENCES.paths)
+CODEC = StateCodec()
 LEAD = LeadId(7)
+
+
+def changelog_of(state: ProfileState) -> Changelog:
+    """A changelog holding the state of profile `p`, after its layout's record."""
+    data = CODEC.encode(state)
+    layout = layout_of(data)
+    assert layout is not None
+    return [CODEC.layout_record(layout), (b"p", data)]
 
 
 def owner(
@@ -62,7 +70,7 @@ def outside_the_list() -> Changelog:
     state = ProfileState(
         ts_ms=1, offset=0, email="a@x.io", attributes={"country": "DE"}, lead_id=LEAD
     )
-    return [CODEC.layout_record(), (b"p", CODEC.encode(state))]
+    return changelog_of(state)
 
 
 async def crash_between_enter_and_exit(
@@ -141,7 +149,7 @@ async def test_a_partition_given_back_while_its_call_is_out_still_gets_its_exit(
         desired=frozenset({FR}),
         lead_id=LEAD,
     )
-    changelog: Changelog = [CODEC.layout_record(), (b"p", CODEC.encode(unacknowledged))]
+    changelog = changelog_of(unacknowledged)
     marketo = writer
     marketo.hold_adds = True
     loop = owner(make_loop, changelog, end=5)
@@ -188,7 +196,7 @@ async def test_a_person_deletion_unanswered_at_a_crash_is_sent_by_the_next_owner
         acked=frozenset({FR}),
         lead_id=LEAD,
     )
-    changelog: Changelog = [CODEC.layout_record(), (b"p", CODEC.encode(settled))]
+    changelog = changelog_of(settled)
     marketo = writer
     marketo.members = {LEAD}
     marketo.deletes.clear()
@@ -198,7 +206,7 @@ async def test_a_person_deletion_unanswered_at_a_crash_is_sent_by_the_next_owner
     first.process(delete, clock.monotonic())
     await settle(first, clock)  # out of the list; the deletion is out, unanswered
     await first.commit()
-    written = CODEC.decode(changelog[-1][1] or b"")  # the deleted state is in the changelog
+    written = first.store.codec.decode(changelog[-1][1] or b"")  # the deleted state is in it
     assert (marketo.members, marketo.persons, written.deleted) == (set(), {LEAD}, True)
     for task in list(first.flusher.tasks):
         task.cancel()  # kill -9

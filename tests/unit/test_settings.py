@@ -14,6 +14,7 @@ import yaml
 from worker.cli import main
 from worker.config_file import load_settings
 from worker.core.ids import AudienceId
+from worker.core.profile import ALL_ATTRIBUTES, ECID
 from worker.errors import ConfigError
 from worker.settings import Settings
 
@@ -652,3 +653,82 @@ def test_min_event_ts_without_an_offset_is_refused(load: Load) -> None:
     """kafka.min_event_ts must name an instant: a time without a UTC offset is an error."""
     message = _errors(load, lambda data: data.update(kafka={"min_event_ts": "2000-01-01T00:00:00"}))
     assert "kafka.min_event_ts" in message
+
+
+def test_the_state_retains_every_attribute_by_default(load: Load) -> None:
+    """Without `state`, every attribute is kept: any later rule reads from the state alone."""
+    assert load().retained_paths() == ALL_ATTRIBUTES
+
+
+def test_a_list_of_retained_paths_is_kept_with_prefix_star_as_its_prefix(load: Load) -> None:
+    """`state.attributes` as a list: `address.*` keeps everything under address."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["state"] = {"attributes": ["country", "firstName", "lastName", "address.*"]}
+        data["audiences"][0]["rule"] = 'country == "FR" and address.city == "Lyon"'
+
+    retained = load(edit).retained_paths()
+    assert retained == {"country", "firstName", "lastName", "address"}
+
+
+def test_a_mapped_ecid_is_retained_with_a_list(load: Load) -> None:
+    """The ecid is an identity: kept when the mapping reads it, whatever the list."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["state"] = {"attributes": ["country", "firstName", "lastName"]}
+        data["mapping"].append({"from": "identities.ecid", "to": "ecid"})
+
+    assert ECID in load(edit).retained_paths()
+
+
+def test_a_rule_reading_a_path_the_state_does_not_retain_is_an_error(load: Load) -> None:
+    """The refusal names the audience, its rule and the path: the limit never bites silently."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["state"] = {"attributes": ["country", "firstName", "lastName", "address.zip"]}
+        data["audiences"][0]["rule"] = 'country == "FR" and address.city == "Lyon"'
+
+    expected = "audiences[0].rule: audience fr reads address.city, which state.attributes"
+    assert expected in _errors(load, edit)
+
+
+def test_a_mapping_from_a_path_the_state_does_not_retain_is_an_error(load: Load) -> None:
+    """A mapped attribute the state does not keep would be sent empty: refused, named."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["state"] = {"attributes": ["country", "firstName"]}
+
+    assert "mapping[1].from: reads lastName, which state.attributes" in _errors(load, edit)
+
+
+def test_a_consent_path_the_state_does_not_retain_is_an_error(load: Load) -> None:
+    """A consent switch at an attribute path must be kept, or consent would read absent."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["state"] = {"attributes": ["country", "firstName", "lastName"]}
+        data["governance"] = {"consent_path": "prefs.marketing"}
+
+    assert "governance.consent_path: reads prefs.marketing" in _errors(load, edit)
+
+
+@pytest.mark.parametrize("path", ["*", "address.*.city", "a b", ".x"])
+def test_a_retained_path_must_be_a_path_or_a_prefix_star(load: Load, path: str) -> None:
+    """Only dotted paths, optionally ending in `.*`, are retained paths."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["state"] = {"attributes": ["country", "firstName", "lastName", path]}
+
+    assert "state.attributes" in _errors(load, edit)
+
+
+def test_run_refuses_a_rule_reading_an_unretained_path_with_exit_2(
+    config_file: Callable[[dict[str, Any]], Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`run` stops at start-up, before any connection, naming the audience and the path."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    path = config_file({**MINIMAL, "state": {"attributes": ["firstName", "lastName"]}})
+    assert main(["run", str(path)]) == 2
+    assert "audiences[0].rule: audience fr reads country" in capsys.readouterr().err

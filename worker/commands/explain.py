@@ -68,7 +68,7 @@ def find_state(
         raise ConfigError(f"kafka.state_topic: {topic!r} does not exist (has the worker run?)")
     key = profile_id.encode()
     for partition in _candidates(key, partitions):
-        codec = snapshot.StateCodec(())  # decodes the layouts the partition names
+        codec = snapshot.StateCodec()  # decodes the layouts the partition names
         try:
             batches = read_partition(config, topic, partition, lambda: time.monotonic() > deadline)
             data = snapshot.read_image(batches, codec).states.get(key)

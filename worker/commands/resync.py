@@ -121,7 +121,7 @@ def read_desired(settings: Settings, audiences: Sequence[Audience]) -> drift.Des
 
 
 def _latest_states(config: Mapping[str, str], topic: str, partition: int) -> Iterator[ProfileState]:
-    codec = snapshot.StateCodec(())  # decodes the layouts the partition names; encodes nothing
+    codec = snapshot.StateCodec()  # decodes the layouts the partition names; encodes nothing
     image = snapshot.read_image(read_partition(config, topic, partition, lambda: False), codec)
     for data in image.states.values():
         try:

@@ -89,7 +89,7 @@ def read_states(
     if partitions is None:
         raise ConfigError(f"kafka.state_topic: {topic!r} does not exist (has the worker run?)")
     for partition in range(partitions):
-        codec = snapshot.StateCodec(())  # decodes the layouts the partition names
+        codec = snapshot.StateCodec()  # decodes the layouts the partition names
         try:
             batches = read_partition(config, topic, partition, lambda: time.monotonic() > deadline)
             image = snapshot.read_image(batches, codec)

@@ -60,7 +60,7 @@ class Audiences:
 
     @property
     def paths(self) -> frozenset[str]:
-        """Every attribute path a rule reads (the state keeps only these and mapped ones)."""
+        """Every attribute path a rule (or the consent switch) reads."""
         paths = {path for item in self.items if item.rule for path in item.rule.paths}
         if not self.consent_path.startswith(CONSENT_PREFIX):
             paths.add(self.consent_path)

@@ -1,7 +1,9 @@
 """Per-profile state and how an event changes it. Pure: no I/O.
 
-A state keeps only what the rules and the mapping read, the memberships wanted and the ones
-Marketo acknowledged, and the Marketo lead id. A deleted profile shrinks to a marker with its
+A state keeps the profile's attributes (every one, or the paths `state.attributes` lists), its
+email and ecid, consent and upload-origin memberships, so that an audience added later is
+evaluated from the state alone; and the memberships wanted and the ones Marketo acknowledged,
+and the Marketo lead id. A deleted profile shrinks to a marker with its
 `ts`, so that an older event arriving later cannot bring it back.
 """
 
@@ -17,7 +19,10 @@ from worker.core.events import EventOp, ProfileUpdate
 from worker.core.ids import AudienceId, JsonValue, LeadId
 
 MEMBER_STATUSES = frozenset({"realized", "existing"})
-ECID = "identities.ecid"  # the mapping source that needs the ecid kept; unmapped, it is not
+ECID = "identities.ecid"  # with a list of retained paths, the ecid is kept only when mapped
+# in the retained paths: every attribute (and the ecid), `state.attributes: all`
+EVERYTHING = "*"
+ALL_ATTRIBUTES = frozenset({EVERYTHING})
 
 
 class Outcome(StrEnum):
@@ -79,7 +84,7 @@ def merge_patch(
 
 
 def project(attributes: Mapping[str, JsonValue], paths: Iterable[str]) -> dict[str, JsonValue]:
-    """Keep only the attribute paths that rules and mapping read (to bound memory).
+    """Keep only the attribute paths the state retains (`state.attributes` as a list).
 
     A null, or a path through a non-object, is not kept: rules and mapping read both as absent.
     """
@@ -117,7 +122,8 @@ def _by_head(paths: frozenset[str]) -> tuple[tuple[str, frozenset[str] | None], 
 def apply(
     state: ProfileState | None, event: ProfileUpdate, offset: int, paths: frozenset[str]
 ) -> ProfileState | None:
-    """Return the state after `event`, or None when the event is stale (changes nothing)."""
+    """Return the state after `event`, or None when the event is stale (changes nothing);
+    `paths` are the attribute paths the state retains (ALL_ATTRIBUTES: every one)."""
     if state is not None and not state.is_newer(event.ts_ms, offset):
         return None
     base = state or ProfileState(ts_ms=event.ts_ms, offset=offset)
@@ -131,7 +137,13 @@ def apply(
             deleted=True,
         )
     fresh = event.op is EventOp.UPSERT or base.deleted
-    attributes = event.attributes if fresh else merge_patch(base.attributes, event.attributes)
+    if not fresh:
+        attributes = merge_patch(base.attributes, event.attributes)  # drops the nulls
+    elif None in event.attributes.values():  # a null is an absent attribute: not kept
+        attributes = {k: v for k, v in event.attributes.items() if v is not None}
+    else:
+        attributes = event.attributes
+    everything = EVERYTHING in paths
     identities = event.identities
     uploaded = {} if base.deleted else base.uploaded
     if event.audiences:
@@ -140,8 +152,12 @@ def apply(
         ts_ms=event.ts_ms,
         offset=offset,
         email=_valid_email(event.email, base.email) if "email" in identities else base.email,
-        ecid=(event.ecid if "ecid" in identities else base.ecid) if ECID in paths else None,
-        attributes=project(attributes, paths),
+        ecid=(
+            (event.ecid if "ecid" in identities else base.ecid)
+            if everything or ECID in paths
+            else None
+        ),
+        attributes=attributes if everything else project(attributes, paths),
         consent={**base.consent, **event.consent} if not base.deleted else dict(event.consent),
         uploaded=uploaded,
         desired=base.desired,

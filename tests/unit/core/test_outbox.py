@@ -40,7 +40,7 @@ def outbox_on(
     delete_persons: bool = False,
 ) -> tuple[Outbox, OffsetLedger, States]:
     """An outbox with its ledger and its states, partition 0 assigned."""
-    ledger, store = OffsetLedger(), StateStore(StateCodec(()))
+    ledger, store = OffsetLedger(), StateStore(StateCodec())
     ledger.assign(0, 1)
     store.assign(0)
     outbox = Outbox(ledger, store, audiences, max_batch, linger_s, delete_persons=delete_persons)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from worker.core.events import EventOp, ProfileUpdate
 from worker.core.ids import AudienceId, ProfileId
 from worker.core.membership import AudienceRule, Audiences, transitions
-from worker.core.profile import ProfileState, apply, merge_patch, project
+from worker.core.profile import ALL_ATTRIBUTES, ProfileState, apply, merge_patch, project
 from worker.core.rules import compile_rule
 
 PATHS = frozenset({"country", "ltv", "address.city"})
@@ -73,8 +73,8 @@ def test_upsert_replaces_the_attributes() -> None:
     assert replaced.attributes == {"ltv": 7}
 
 
-def test_only_needed_paths_are_kept() -> None:
-    """Attributes no rule or mapping reads are not stored."""
+def test_only_retained_paths_are_kept() -> None:
+    """With a list of retained paths, other attributes are not stored."""
     kept = project({"country": "FR", "plan": "pro", "address": {"city": "Lyon", "zip": "1"}}, PATHS)
     assert kept == {"country": "FR", "address": {"city": "Lyon"}}
 
@@ -180,6 +180,32 @@ def test_the_ecid_is_kept_only_when_mapped() -> None:
     assert unmapped is not None
     assert mapped is not None
     assert (unmapped.ecid, mapped.ecid) == (None, "e1")
+
+
+def test_with_every_attribute_retained_unread_ones_are_kept() -> None:
+    """`state.attributes: all` keeps attributes no rule reads, nested ones whole, and the ecid."""
+    attributes = {"plan": "pro", "address": {"city": "Lyon", "zip": "1"}, "tags": ["a"]}
+    upsert = event("upsert", 1, attributes=attributes, identities={"ecid": "e1"})
+    state = apply(None, upsert, 0, ALL_ATTRIBUTES)
+    assert state is not None
+    assert (state.attributes, state.ecid) == (attributes, "e1")
+
+
+def test_with_every_attribute_retained_a_patch_adds_to_what_is_kept() -> None:
+    """A patch merges into every kept attribute, and its nulls delete."""
+    first = apply(None, event("upsert", 1, attributes={"plan": "pro", "n": 1}), 0, ALL_ATTRIBUTES)
+    patch = event("patch", 2, attributes={"n": None, "city": "Lyon"})
+    patched = apply(first, patch, 1, ALL_ATTRIBUTES)
+    assert patched is not None
+    assert patched.attributes == {"plan": "pro", "city": "Lyon"}
+
+
+def test_with_every_attribute_retained_an_upserted_null_is_not_kept() -> None:
+    """A null reads as absent: an upsert's null attribute is not stored."""
+    upsert = event("upsert", 1, attributes={"plan": "pro", "churned_at": None})
+    state = apply(None, upsert, 0, ALL_ATTRIBUTES)
+    assert state is not None
+    assert state.attributes == {"plan": "pro"}
 
 
 AUDIENCE_SET = Audiences(

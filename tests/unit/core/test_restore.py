@@ -11,7 +11,7 @@ from worker.core.snapshot import Image, StateCodec
 
 FR = AudienceId("fr")
 AUDIENCES = Audiences([AudienceRule(FR, compile_rule('country == "FR"'))])
-CODEC = StateCodec(AUDIENCES.paths)
+CODEC = StateCodec()
 
 
 def saved(desired: set[AudienceId], acked: set[AudienceId]) -> bytes:

@@ -3,6 +3,7 @@ JSON format, and a partition image keeps each profile's last record."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import msgspec
@@ -12,10 +13,10 @@ from hypothesis import strategies as st
 
 from worker.core.ids import AudienceId, LeadId
 from worker.core.profile import ProfileState, project
-from worker.core.snapshot import CLEAN_HANDOVER, StateCodec, read_image
+from worker.core.snapshot import CLEAN_HANDOVER, MAX_LAYOUTS, StateCodec, layout_of, read_image
 
 PATHS = ("address.city", "country", "ltv", "tags")
-CODEC = StateCodec(PATHS)
+CODEC = StateCodec()
 FR, DE = AudienceId("fr"), AudienceId("de")
 
 json_values: st.SearchStrategy[Any] = st.recursive(
@@ -33,6 +34,38 @@ attribute_maps = st.dictionaries(
     st.sampled_from(["address", "country", "ltv", "tags", "other"]),
     json_values | st.fixed_dictionaries({"city": json_values}),
 )
+# any keys (dotted ones too), any values but null: a state never holds a null attribute
+any_attributes = st.dictionaries(
+    st.sampled_from(["a", "b", "c.d", "e", "f.g.h", ""]) | st.text(max_size=6),
+    json_values.filter(lambda v: v is not None),
+    max_size=8,
+)
+
+
+def fixed_layout(paths: tuple[str, ...], data: ProfileState) -> tuple[tuple[bytes, bytes], bytes]:
+    """The layout record and the state record the earlier format wrote: values aligned to one
+    fixed layout of dotted paths (top-level ones first), identified by their CRC."""
+    top = sorted(p for p in paths if "." not in p)
+    layout = (*top, *sorted(set(paths) - set(top)))
+    layout_id = zlib.crc32("\n".join(layout).encode())
+    values = []
+    for path in layout:
+        value: Any = data.attributes
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values.append(value)
+    acked = None if data.acked == data.desired else sorted(data.acked)
+    head = [layout_id, data.ts_ms, data.offset, data.deleted, data.lead_id, sorted(data.desired)]
+    rest = [data.email, data.ecid, data.consent, data.uploaded, values, data.erasing]
+    record = (b"\x00layout/" + str(layout_id).encode(), msgspec.json.encode(list(layout)))
+    return record, msgspec.msgpack.encode([*head, acked, *rest])
+
+
+def layout_record(codec: StateCodec, data: bytes) -> tuple[bytes, bytes]:
+    """The control record of the layout `data` was written under."""
+    layout = layout_of(data)
+    assert layout is not None
+    return codec.layout_record(layout)
 
 
 def state(**kw: Any) -> ProfileState:
@@ -59,7 +92,7 @@ def test_a_state_round_trips() -> None:
 @settings(max_examples=300, deadline=None)
 @given(attributes=attribute_maps)
 def test_any_projected_attributes_round_trip(attributes: dict[str, Any]) -> None:
-    """Whatever an event's attributes, their projection on the paths reads back equal."""
+    """Whatever an event's attributes, their projection on retained paths reads back equal."""
     original = state(attributes=project(attributes, PATHS))
     assert CODEC.decode(CODEC.encode(original)) == original
 
@@ -79,14 +112,66 @@ def test_an_integer_beyond_64_bits_falls_back_to_json_and_round_trips() -> None:
     assert CODEC.decode(CODEC.encode(original)) == original
 
 
-def test_a_state_under_an_older_layout_decodes_once_its_layout_is_learnt() -> None:
-    """After a rules change, states written under the old paths still read back."""
-    old = StateCodec(("country", "score"))
-    data = old.encode(state(attributes={"country": "DE", "score": 4}))
+def test_a_state_of_the_fixed_layout_format_decodes_once_its_layout_is_learnt() -> None:
+    """A state the earlier format wrote (values aligned to dotted paths) still reads back."""
+    original = state(attributes={"country": "DE", "address": {"city": "Lyon"}, "ltv": 3})
+    record, data = fixed_layout(PATHS, original)
+    reader = StateCodec()
     with pytest.raises(msgspec.DecodeError):
-        CODEC.decode(data)
-    assert CODEC.learn(*old.layout_record()) == old.layout_id
-    assert CODEC.decode(data).attributes == {"country": "DE", "score": 4}
+        reader.decode(data)
+    assert reader.learn(*record) == layout_of(data)
+    assert reader.decode(data) == original
+
+
+def test_a_state_round_trips_through_a_reader_that_learnt_its_layout() -> None:
+    """Another codec (a later owner) decodes a state once it has the layout's control record."""
+    data = CODEC.encode(state(attributes={"plan": "pro", "address": {"city": "Lyon", "zip": 1}}))
+    reader = StateCodec()
+    reader.learn(*layout_record(CODEC, data))
+    assert reader.decode(data) == CODEC.decode(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(attributes=any_attributes)
+def test_any_attributes_round_trip_through_a_fresh_reader(attributes: dict[str, Any]) -> None:
+    """Whatever the keys (dotted ones too) and nesting, the state reads back equal elsewhere."""
+    original = state(attributes=attributes)
+    data = CODEC.encode(original)
+    reader = StateCodec()
+    if data[:1] != b"{":  # the JSON fallback needs no layout
+        reader.learn(*layout_record(CODEC, data))
+    assert reader.decode(data) == original
+
+
+def test_profiles_of_one_shape_share_one_layout_whatever_their_key_order() -> None:
+    """A layout names a set of keys: other values, or another order, write the same one."""
+    first = CODEC.encode(state(attributes={"country": "FR", "plan": "pro"}))
+    second = CODEC.encode(state(attributes={"plan": "team", "country": "DE"}))
+    other = CODEC.encode(state(attributes={"country": "FR"}))
+    assert layout_of(first) == layout_of(second) != layout_of(other)
+
+
+def test_a_layout_of_plain_keys_is_readable_as_the_fixed_layout_format() -> None:
+    """Keys without a dot are written as a plain layout record, which the earlier format reads
+    as paths to the same values (a rollback still decodes); a dotted key gets a keys record."""
+    plain = CODEC.encode(state(attributes={"country": "FR", "address": {"city": "Lyon"}}))
+    dotted = CODEC.encode(state(attributes={"a.b": 1}))
+    plain_key, plain_value = layout_record(CODEC, plain)
+    dotted_key, _ = layout_record(CODEC, dotted)
+    assert (plain_key[:8], dotted_key[:6]) == (b"\x00layout/", b"\x00keys/")
+    assert msgspec.json.decode(plain_value) == ["address", "country"]
+
+
+def test_keys_that_differ_per_profile_fall_back_to_a_map_past_the_layout_bound() -> None:
+    """Past MAX_LAYOUTS layouts a state is written with its keys (one map), and reads back."""
+    codec = StateCodec()
+    for n in range(MAX_LAYOUTS):
+        codec.encode(state(attributes={f"k{n}": n}))
+    original = state(attributes={"one-more": 1})
+    data = codec.encode(original)
+    reader = StateCodec()
+    reader.learn(*layout_record(codec, data))
+    assert (layout_of(data), reader.decode(data)) == (0, original)
 
 
 def test_a_record_of_the_previous_json_format_decodes() -> None:
@@ -130,7 +215,7 @@ def test_the_image_keeps_the_last_record_per_profile_and_drops_tombstones() -> N
         [(b"p1", first), (b"p2", first)],
         [(b"p1", second), (b"p2", None)],
     ]
-    image = read_image(batches, StateCodec(PATHS))
+    image = read_image(batches, StateCodec())
     assert image.states == {b"p1": second}
 
 
@@ -143,13 +228,14 @@ def test_the_image_has_the_marker_only_when_the_partition_ends_with_it() -> None
 
 
 def test_the_image_learns_layouts_from_their_records_which_are_not_profiles() -> None:
-    """A layout record teaches the codec the old paths and is not taken for a profile."""
-    old = StateCodec(("plan",))
-    data = old.encode(state(attributes={"plan": "pro"}))
-    reader = StateCodec(PATHS)
-    image = read_image([[old.layout_record(), (b"p1", data)]], reader)
-    assert (set(image.states), image.layouts) == ({b"p1"}, {old.layout_id})
-    assert reader.decode(image.states[b"p1"]).attributes == {"plan": "pro"}
+    """A layout record, read before the states, teaches the codec and is not a profile."""
+    data = CODEC.encode(state(attributes={"plan": "pro"}))
+    record, old = fixed_layout(("plan",), state(attributes={"plan": "team"}))
+    reader = StateCodec()
+    image = read_image([[layout_record(CODEC, data), record, (b"p1", data), (b"p2", old)]], reader)
+    assert (set(image.states), image.layouts) == ({b"p1", b"p2"}, {layout_of(data), layout_of(old)})
+    decoded = [reader.decode(image.states[key]).attributes for key in (b"p1", b"p2")]
+    assert decoded == [{"plan": "pro"}, {"plan": "team"}]
 
 
 def test_acknowledged_memberships_equal_to_the_desired_ones_are_stored_once() -> None:
