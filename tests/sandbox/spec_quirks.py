@@ -21,6 +21,10 @@ def relaxed_definitions(definitions: dict[str, Any]) -> dict[str, Any]:
             "type": "array",
             "items": {"$ref": "#/definitions/Reason"},
         }
+    imported = relaxed.get("ImportLeadResponse")
+    if imported is not None:
+        # Adobe's documented create answer has no numOfLeadsProcessed; statuses always carry it.
+        imported["required"] = [n for n in imported["required"] if n != "numOfLeadsProcessed"]
     folder = relaxed.get("FolderResponse")
     if folder is not None:
         # Recorded exchanges: folderType "List", null description/url, and

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from worker.sandbox.bulk_import import DEFAULT_ROWS_PER_S
 from worker.sandbox.faults import Faults
 from worker.sandbox.gate import LimitConfig
 from worker.sandbox.limits import QuotaDay
@@ -46,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--no-limits", action="store_true", help="turn off window, 615 and 607")
     limits.add_argument(
         "--count-rejections", action="store_true", help="606/607/615 answers count too"
+    )
+    bulk = p.add_argument_group("bulk import")
+    bulk.add_argument(
+        "--bulk-rows-per-s",
+        type=float,
+        default=DEFAULT_ROWS_PER_S,
+        help="rows a second each of the 2 running imports processes",
     )
     faults = p.add_argument_group("fault injection")
     faults.add_argument("--latency-ms", type=float, default=0.0)
@@ -88,6 +96,7 @@ def config_from(args: argparse.Namespace, now_s: float) -> SandboxConfig:
         limits=limits,
         faults=faults,
         seed=args.seed,
+        bulk_rows_per_s=args.bulk_rows_per_s,
     )
 
 
@@ -126,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         QuotaDay(args.quota_tz).label(0.0)
     except (KeyError, ValueError):
         parser.error(f"unknown --quota-tz {args.quota_tz!r}")
+    if args.bulk_rows_per_s <= 0:
+        parser.error("--bulk-rows-per-s must be positive")
     if args.state_file is not None:
         _check_state_folder(parser, args.state_file)
     config = config_from(args, time.monotonic())

@@ -5,7 +5,8 @@ docs/marketo-facts.md lists the Marketo behaviour this table covers.
 
 from functools import partial
 
-from worker.sandbox import folders, leads, lists, membership, sync
+from worker.sandbox import bulk_import, folders, leads, lists, membership, sync
+from worker.sandbox.bulk_import import BulkImports
 from worker.sandbox.routes import Body, Route, Router
 from worker.sandbox.stats import Usage
 from worker.sandbox.store import Store
@@ -57,11 +58,13 @@ _ASSET = (
 )
 
 
-def build_router(store: Store, usage: Usage) -> Router:
-    """Bind every endpoint to the store (and the usage counters)."""
+def build_router(store: Store, usage: Usage, imports: BulkImports) -> Router:
+    """Bind every endpoint to the store (and the usage counters, the bulk import queue)."""
     router = Router()
     for method, path, name, handler, body in (*_LEAD_DB, *_ASSET):
         router.add(method, path, Route(name, partial(handler, store), body))
+    for method, path, name, bulk_handler, body in bulk_import.ROUTES:
+        router.add(method, path, Route(name, partial(bulk_handler, imports), body))
     router.add("GET", "/rest/v1/stats/usage.json", Route("usage", usage.usage, Body.QUERY))
     router.add("GET", "/rest/v1/stats/errors.json", Route("usageErrors", usage.errors, Body.QUERY))
     return router

@@ -1,6 +1,7 @@
 """The API's paths and methods, mapped to handlers; unknown path 610, wrong method 605.
 
-Also fixes how each endpoint takes its body: JSON (Lead DB writes), form (Asset writes) or query.
+Also fixes how each endpoint takes its body: JSON (Lead DB writes), form (Asset writes), query, or
+multipart (bulk import).
 """
 
 import re
@@ -20,6 +21,7 @@ class Body(StrEnum):
     JSON = "json"
     FORM = "form"
     QUERY = "query"  # GETs: none, or a `_method=GET` form/JSON body
+    MULTIPART = "multipart"  # bulk import: a file part and form fields
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ import orjson
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
-from worker.sandbox import admin, store
+from worker.sandbox import admin, bulk_import, multipart, store
+from worker.sandbox.bulk_import import BulkImports
 from worker.sandbox.endpoints import build_router
 from worker.sandbox.envelope import ApiError, Reply, failure, http_error, request_id
 from worker.sandbox.faults import Faults
@@ -43,6 +44,7 @@ class SandboxConfig:
     limits: LimitConfig = field(default_factory=LimitConfig)
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None
+    bulk_rows_per_s: float = bulk_import.DEFAULT_ROWS_PER_S
 
 
 def _send(reply: Reply, extra: dict[str, str] | None = None) -> web.Response:
@@ -77,26 +79,35 @@ class Sandbox:
         )
         self.tokens = TokenBook(config.client_id, config.client_secret, config.token_ttl_s)
         self.gate = Gate(config.limits, config.faults, config.seed)
-        self.router = build_router(self.store, self.gate.usage)
+        self.bulk_imports = BulkImports(self.store, clock, config.bulk_rows_per_s)
+        self.router = build_router(self.store, self.gate.usage, self.bulk_imports)
+
+    def catch_up(self) -> None:
+        """Bring the bulk imports to the present, so every answer sees their progress."""
+        self.bulk_imports.advance(self.clock(), self.wall_clock())
 
     def save(self) -> None:
         """Write the state file, if one is configured."""
         if self.config.state_file is not None:
+            self.catch_up()
             store.save(self.store, self.config.state_file)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer any request."""
         path = request.path
+        self.catch_up()
         if path.startswith("/_sandbox/"):
             return await admin.handle(self, request)
         asset = path.startswith("/rest/asset/")
         too_long = len(request.raw_path) > (MAX_ASSET_URI if asset else MAX_LEAD_DB_URI)
         if too_long and path.startswith("/rest/"):
             return self._http_error(414, "Request-URI Too Large")
-        if (request.content_length or 0) > MAX_BODY_BYTES:
+        # Bulk import takes a file "less than 10 MB"; everything else 1 MB.
+        limit = bulk_import.MAX_BODY_BYTES - 1 if path == bulk_import.PATH else MAX_BODY_BYTES
+        if (request.content_length or 0) > limit:
             return self._http_error(413, "Request Entity Too Large")
         body = await request.read() if request.body_exists else b""
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > limit:
             return self._http_error(413, "Request Entity Too Large")
         if path == IDENTITY_PATH:
             return self._identity(request, body)
@@ -135,7 +146,8 @@ class Sandbox:
         if problem is not None or route is None:
             work = partial(_raise, problem or ApiError("610", "Requested resource not found"))
         else:
-            work = partial(_execute, route, call, request.content_type, body)
+            content_type = request.headers.get("Content-Type", "")
+            work = partial(_execute, route, call, content_type, body)
         return await self.gate.run(name, asset, rid, times, work)
 
     def _authenticate(self, request: web.Request, params: MultiMapping[str], now_s: float) -> None:
@@ -153,11 +165,20 @@ class Sandbox:
 
 
 def _params(request: web.Request, body: bytes) -> MultiMapping[str]:
-    """Query parameters, plus form fields when the body is a form (`_method=GET`, Asset API)."""
-    if not body or request.content_type != FORM:
+    """Query parameters, plus form fields when the body is a form (`_method=GET`, Asset API).
+
+    Multipart text fields count too (bulk import's `format`, `listId`, even `access_token`).
+    """
+    if not body or request.content_type not in {FORM, multipart.MULTIPART}:
         return request.query
     merged = MultiDict(request.query)
-    merged.extend(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if request.content_type == FORM:
+        merged.extend(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return merged
+    try:
+        merged.extend(multipart.parse(request.headers.get("Content-Type", ""), body).fields())
+    except ApiError:
+        return request.query  # the route answers 613 when it parses the body itself
     return merged
 
 
@@ -171,10 +192,15 @@ def _method(request: web.Request, params: MultiMapping[str], asset: bool) -> str
     return override.upper()
 
 
-def _execute(route: Route, call: Call, content_type: str, body: bytes) -> Reply:
-    """Parse the body the route expects (612/609) and run the handler."""
+def _execute(route: Route, call: Call, content_type_header: str, body: bytes) -> Reply:
+    """Parse the body the route expects (612/609/613) and run the handler."""
     parsed: object = None
-    if body and content_type == FORM:
+    content_type = content_type_header.partition(";")[0].strip().lower()
+    if route.body is Body.MULTIPART or content_type == multipart.MULTIPART:
+        if route.body is not Body.MULTIPART or content_type != multipart.MULTIPART:
+            raise ApiError("612", "Invalid Content Type")
+        parsed = multipart.parse(content_type_header, body)
+    elif body and content_type == FORM:
         if route.body is Body.JSON:
             raise ApiError("612", "Invalid Content Type")
     elif body:
@@ -189,7 +215,7 @@ def _execute(route: Route, call: Call, content_type: str, body: bytes) -> Reply:
 
 def build_app(sandbox: Sandbox) -> web.Application:
     """The aiohttp application serving `sandbox` on every path."""
-    app = web.Application(client_max_size=2 * MAX_BODY_BYTES)
+    app = web.Application(client_max_size=2 * bulk_import.MAX_BODY_BYTES)
     app.router.add_route("*", "/{tail:.*}", sandbox.handle)
     return app
 

@@ -101,6 +101,13 @@ class _Syncer:
         return {"id": lead.id, "status": "created"}
 
 
+def sync_one(
+    store: Store, record: dict[str, object], action: str, lookup: str, now_s: float
+) -> dict[str, object]:
+    """Sync one record outside a request (a bulk import row): its result entry."""
+    return _Syncer(store, action, lookup, now_s).one(record)
+
+
 def sync_leads(store: Store, call: Call) -> Reply:
     """Create or update up to 300 leads; each record is created, updated or skipped."""
     records = body_input(call)
