@@ -91,6 +91,13 @@ CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("errors", MAPI, "ResponseOfErrorsData", "GET /rest/v1/stats/errors.json", {}),
     ("failure", MAPI, "ResponseOfLead", "GET /rest/v1/lists/5/leads.json", {}),
     (
+        "import status failure",
+        MAPI,
+        "ResponseOfImportLeadResponse",
+        "GET /bulk/v1/leads/batch/9.json",
+        {},
+    ),
+    (
         "create",
         ASSET,
         "ResponseOfStaticListResponse",

@@ -204,13 +204,12 @@ class BulkImports:
             job.warnings.append((row, "Invalid email address"))
 
     def _expire(self, now_s: float) -> None:
-        old = [
-            bid
-            for bid, job in self.jobs.items()
-            if job.finished_s is not None and now_s - job.queued_s > BATCH_TTL_S
-        ]
-        for bid in old:
-            del self.jobs[bid]
+        # Jobs are in creation order, so only the oldest need looking at (this runs every call).
+        while self.jobs:
+            job = next(iter(self.jobs.values()))
+            if job.finished_s is None or now_s - job.queued_s <= BATCH_TTL_S:
+                return
+            del self.jobs[job.batch_id]
 
     def as_json(self) -> list[dict[str, object]]:
         """Every job, oldest first, for `/_sandbox/state`."""
