@@ -123,3 +123,32 @@ def test_speed_probe_measures_calls_per_second() -> None:
         calls = sandbox_stats(sb)["calls"]
     assert rate > 0
     assert calls["addToList"]["ok"] > 0
+
+
+def _bulk_import(sb: SandboxProcess, token: str, csv_text: str) -> Any:
+    boundary = "sandbox-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="l.csv"\r\n'
+        f"Content-Type: text/csv\r\n\r\n{csv_text}\r\n--{boundary}--\r\n"
+    ).encode()
+    request = urllib.request.Request(sb.url + "/bulk/v1/leads.json?format=csv", data=body)
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_bulk_import_runs_on_the_real_clock_at_the_flag_speed() -> None:
+    """With --bulk-rows-per-s 1000000 a 3-row import is Complete by the next call."""
+    with SandboxProcess("--bulk-rows-per-s", "1000000") as sb:
+        token = sb.token()
+        created = _bulk_import(sb, token, "email\r\na@x.com\r\nb@x.com\r\nc@x.com\r\n")
+        batch_id = created["result"][0]["batchId"]
+        status = _call(sb, "GET", f"/bulk/v1/leads/batch/{batch_id}.json", token)
+        leads = sb.state()["leads"]
+    assert (status["result"][0]["status"], status["result"][0]["numOfLeadsProcessed"]) == (
+        "Complete",
+        3,
+    )
+    assert isinstance(leads, list)
+    assert len(leads) == 3
