@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from worker.sandbox import faults as fault_rules
+from worker.sandbox.bulk_export import BulkExports
 from worker.sandbox.gate import Gate
 from worker.sandbox.identity import TokenBook
 from worker.sandbox.store import Store, snapshot
@@ -21,6 +22,7 @@ class Inspected(Protocol):
     store: Store
     gate: Gate
     tokens: TokenBook
+    exports: BulkExports
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
 
@@ -68,7 +70,7 @@ async def handle(sandbox: Inspected, request: web.Request) -> web.Response:
     """Answer a `/_sandbox/...` request."""
     path, method = request.path, request.method
     if path == "/_sandbox/state" and method == "GET":
-        return _json(snapshot(sandbox.store))
+        return _json({**snapshot(sandbox.store), **sandbox.exports.state()})
     if path == "/_sandbox/stats" and method == "GET":
         return _json(stats(sandbox))
     if path == "/_sandbox/faults" and method == "GET":

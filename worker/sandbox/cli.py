@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from worker.sandbox.bulk_export import MB, ExportConfig
 from worker.sandbox.faults import Faults
 from worker.sandbox.gate import LimitConfig
 from worker.sandbox.limits import QuotaDay
@@ -54,6 +55,26 @@ def _parser() -> argparse.ArgumentParser:
         faults.add_argument(f"--p-{code}", type=float, default=0.0, help=f"probability of {code}")
     faults.add_argument("--storm-606-s", type=float, default=0.0, help="606 storm at start")
     faults.add_argument("--seed", type=int, help="seed for latency and random faults")
+    bulk = p.add_argument_group("bulk extract")
+    defaults = ExportConfig()
+    bulk.add_argument(
+        "--bulk-export-rows-per-s",
+        type=float,
+        default=defaults.rows_per_s,
+        help="export processing speed (0 = instant)",
+    )
+    bulk.add_argument(
+        "--bulk-status-interval-s",
+        type=float,
+        default=defaults.status_interval_s,
+        help="export status refresh interval (0 = live)",
+    )
+    bulk.add_argument(
+        "--bulk-export-daily-mb",
+        type=float,
+        default=defaults.daily_bytes / MB,
+        help="daily export file allocation in MB of 1,000,000 bytes (0 = off)",
+    )
     return p
 
 
@@ -88,6 +109,11 @@ def config_from(args: argparse.Namespace, now_s: float) -> SandboxConfig:
         limits=limits,
         faults=faults,
         seed=args.seed,
+        bulk_export=ExportConfig(
+            rows_per_s=args.bulk_export_rows_per_s,
+            status_interval_s=args.bulk_status_interval_s,
+            daily_bytes=int(args.bulk_export_daily_mb * MB),
+        ),
     )
 
 
@@ -126,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         QuotaDay(args.quota_tz).label(0.0)
     except (KeyError, ValueError):
         parser.error(f"unknown --quota-tz {args.quota_tz!r}")
+    for flag in ("bulk_export_rows_per_s", "bulk_status_interval_s", "bulk_export_daily_mb"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag.replace('_', '-')} must be 0 or more")
     if args.state_file is not None:
         _check_state_folder(parser, args.state_file)
     config = config_from(args, time.monotonic())

@@ -5,7 +5,7 @@ docs/marketo-facts.md lists the Marketo behaviour this table covers.
 
 from functools import partial
 
-from worker.sandbox import folders, leads, lists, membership, sync
+from worker.sandbox import bulk_export, folders, leads, lists, membership, sync
 from worker.sandbox.routes import Body, Route, Router
 from worker.sandbox.stats import Usage
 from worker.sandbox.store import Store
@@ -57,11 +57,12 @@ _ASSET = (
 )
 
 
-def build_router(store: Store, usage: Usage) -> Router:
-    """Bind every endpoint to the store (and the usage counters)."""
+def build_router(store: Store, usage: Usage, exports: bulk_export.BulkExports) -> Router:
+    """Bind every endpoint to the store (and the usage counters, the export jobs)."""
     router = Router()
     for method, path, name, handler, body in (*_LEAD_DB, *_ASSET):
         router.add(method, path, Route(name, partial(handler, store), body))
     router.add("GET", "/rest/v1/stats/usage.json", Route("usage", usage.usage, Body.QUERY))
     router.add("GET", "/rest/v1/stats/errors.json", Route("usageErrors", usage.errors, Body.QUERY))
+    bulk_export.register(router, exports)
     return router

@@ -5,7 +5,7 @@ One catch-all route, so unknown paths and methods get Marketo's 610/605 envelope
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -15,6 +15,7 @@ from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
 from worker.sandbox import admin, store
+from worker.sandbox.bulk_export import BulkExports, ExportConfig
 from worker.sandbox.endpoints import build_router
 from worker.sandbox.envelope import ApiError, Reply, failure, http_error, request_id
 from worker.sandbox.faults import Faults
@@ -43,10 +44,11 @@ class SandboxConfig:
     limits: LimitConfig = field(default_factory=LimitConfig)
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None
+    bulk_export: ExportConfig = field(default_factory=ExportConfig)
 
 
 def _send(reply: Reply, extra: dict[str, str] | None = None) -> web.Response:
-    headers = {"Content-Type": reply.content_type, "Server": "nginx"}
+    headers = {"Content-Type": reply.content_type, "Server": "nginx", **dict(reply.headers)}
     if extra:
         headers.update(extra)
     return web.Response(status=reply.status, body=reply.body, headers=headers)
@@ -77,7 +79,10 @@ class Sandbox:
         )
         self.tokens = TokenBook(config.client_id, config.client_secret, config.token_ttl_s)
         self.gate = Gate(config.limits, config.faults, config.seed)
-        self.router = build_router(self.store, self.gate.usage)
+        self.exports = BulkExports(
+            config.bulk_export, self.store, config.limits.quota_day, clock, wall_clock
+        )
+        self.router = build_router(self.store, self.gate.usage, self.exports)
 
     def save(self) -> None:
         """Write the state file, if one is configured."""
@@ -117,6 +122,9 @@ class Sandbox:
 
     async def _api(self, request: web.Request, body: bytes, asset: bool) -> Reply:
         times = (self.clock(), self.wall_clock())
+        # Export jobs catch up first, so a job that started before this call saw the lists as
+        # they were then.
+        self.exports.advance()
         rid = request_id(times[1])
         params = _params(request, body)
         route: Route | None = None
@@ -131,7 +139,7 @@ class Sandbox:
             self._authenticate(request, params, times[0])
         except ApiError as error:
             return self.gate.finish(name, failure(rid, error, asset=asset), times)
-        call = Call(rid, params, None, path_id, times[1])
+        call = Call(rid, params, None, path_id, times[1], request.headers)
         if problem is not None or route is None:
             work = partial(_raise, problem or ApiError("610", "Requested resource not found"))
         else:
@@ -184,7 +192,7 @@ def _execute(route: Route, call: Call, content_type: str, body: bytes) -> Reply:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ApiError("609", "Invalid JSON") from exc
-    return route.handler(Call(call.rid, call.params, parsed, call.path_id, call.now_s))
+    return route.handler(replace(call, body=parsed))
 
 
 def build_app(sandbox: Sandbox) -> web.Application:
