@@ -238,7 +238,9 @@ class BulkExports:
             ]
             if len(ends) < self.config.max_running:
                 return t
-            t = self._tick_at_or_after(min(ends))
+            # max(): a rounding tick just below the end would find the same job running forever
+            first_end = min(ends)
+            t = max(self._tick_at_or_after(first_end), first_end)
 
     def _start(self, job: Job, at: Moment) -> None:
         """Snapshot the list's members now ("when the job begins processing") and write the file."""
