@@ -87,6 +87,27 @@ def test_limit_flags_are_applied() -> None:
     assert codes == [None, None, "606"]
 
 
+def test_bulk_flags_are_applied() -> None:
+    """With speed and refresh at 0, an export reads `Completed` right after its enqueue."""
+    flags = ("--no-limits", "--bulk-export-rows-per-s", "0", "--bulk-status-interval-s", "0")
+    with SandboxProcess(*flags) as sb:
+        token = sb.token()
+        list_id = _create_list(sb, token, "Exported")
+        body = {"fields": ["id"], "filter": {"staticListId": list_id}}
+        created = _call(sb, "POST", "/bulk/v1/leads/export/create.json", token, body)
+        job = "/bulk/v1/leads/export/" + created["result"][0]["exportId"]
+        _call(sb, "POST", f"{job}/enqueue.json", token)
+        status = _call(sb, "GET", f"{job}/status.json", token)
+    assert status["result"][0]["status"] == "Completed"
+
+
+def test_negative_bulk_flag_is_a_usage_error() -> None:
+    """A negative `--bulk-export-rows-per-s` exits with a usage error."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--client-id", "a", "--client-secret", "b", "--bulk-export-rows-per-s", "-1"])
+    assert exited.value.code == 2
+
+
 def test_admin_helpers_set_faults_and_read_stats() -> None:
     """set_faults() changes behaviour at run time and stats() reports the resulting codes."""
     with SandboxProcess("--no-limits") as sb:

@@ -172,6 +172,44 @@ async def test_response_matches_swagger_schema(
     assert_matches_spec(spec_name, definition, answer.body)
 
 
+async def _export_answers(api: Api) -> dict[str, Any]:
+    """Each bulk extract JSON answer, from one job's life (created, queued, completed)."""
+    export = "/bulk/v1/leads/export"
+    body = {"fields": ["id", "email"], "format": "CSV", "filter": {"staticListId": 1001}}
+    created = await api.post(f"{export}/create.json", body)
+    export_id = created.body["result"][0]["exportId"]
+    other = (await api.post(f"{export}/create.json", body)).body["result"][0]["exportId"]
+    answers = {"create": created.body}
+    answers["enqueue"] = (await api.post(f"{export}/{export_id}/enqueue.json", None)).body
+    api.clock.advance(120)
+    api.wall.advance(120)
+    answers["status"] = (await api.get(f"{export}/{export_id}/status.json")).body
+    answers["cancel"] = (await api.post(f"{export}/{other}/cancel.json", None)).body
+    answers["failure"] = (await api.post(f"{export}/{export_id}/enqueue.json", None)).body
+    answers["list"] = (await api.get(f"{export}.json", batchSize="1")).body
+    return answers
+
+
+@pytest.mark.parametrize(
+    ("answer", "definition"),
+    [
+        ("create", "ResponseOfExportResponse"),
+        ("enqueue", "ResponseOfExportResponse"),
+        ("status", "ResponseOfExportResponse"),
+        ("cancel", "ResponseOfExportResponse"),
+        ("failure", "ResponseOfExportResponse"),
+        ("list", "ResponseOfExportResponseWithToken"),
+    ],
+)
+async def test_bulk_export_answer_matches_swagger_schema(
+    populated: Api, answer: str, definition: str
+) -> None:
+    """A bulk extract answer validates against its Swagger definition."""
+    answers = await _export_answers(populated)
+    assert answers["status"]["result"][0]["status"] == "Completed"
+    assert_matches_spec(MAPI, definition, answers[answer])
+
+
 async def test_token_response_matches_identity_schema(api: Api) -> None:
     """The token response validates against ResponseOfIdentity."""
     answer = await api.identity("test-client", "test-secret")

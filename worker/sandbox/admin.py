@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from worker.sandbox import faults as fault_rules
+from worker.sandbox.bulk_export import BulkExports
 from worker.sandbox.bulk_import import BulkImports
 from worker.sandbox.gate import Gate
 from worker.sandbox.identity import TokenBook
@@ -22,6 +23,7 @@ class Inspected(Protocol):
     store: Store
     gate: Gate
     bulk_imports: BulkImports
+    bulk_exports: BulkExports
     tokens: TokenBook
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
@@ -70,7 +72,8 @@ async def handle(sandbox: Inspected, request: web.Request) -> web.Response:
     """Answer a `/_sandbox/...` request."""
     path, method = request.path, request.method
     if path == "/_sandbox/state" and method == "GET":
-        return _json({**snapshot(sandbox.store), "bulkImports": sandbox.bulk_imports.as_json()})
+        imports = {"bulkImports": sandbox.bulk_imports.as_json()}
+        return _json({**snapshot(sandbox.store), **imports, **sandbox.bulk_exports.state()})
     if path == "/_sandbox/stats" and method == "GET":
         return _json(stats(sandbox))
     if path == "/_sandbox/faults" and method == "GET":

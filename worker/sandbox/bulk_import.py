@@ -2,7 +2,7 @@
 
 Time is the sandbox's injected clock: `advance(now)` brings every job to where it would be by
 `now` at `rows_per_s` rows a second per running job, so nothing sleeps and fake time drives it.
-docs/marketo-facts.md ("Bulk lead import") lists the Marketo behaviour emulated here.
+docs/marketo-facts.md ("Bulk Lead Import") lists the Marketo behaviour emulated here.
 """
 
 import csv

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from worker.sandbox.bulk_export import MB, ExportConfig
 from worker.sandbox.bulk_import import DEFAULT_ROWS_PER_S
 from worker.sandbox.faults import Faults
 from worker.sandbox.gate import LimitConfig
@@ -48,12 +49,32 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument(
         "--count-rejections", action="store_true", help="606/607/615 answers count too"
     )
-    bulk = p.add_argument_group("bulk import")
-    bulk.add_argument(
+    bulk_import = p.add_argument_group("bulk import")
+    bulk_import.add_argument(
         "--bulk-rows-per-s",
         type=float,
         default=DEFAULT_ROWS_PER_S,
         help="rows a second each of the 2 running imports processes",
+    )
+    extract = p.add_argument_group("bulk extract")
+    defaults = ExportConfig()
+    extract.add_argument(
+        "--bulk-export-rows-per-s",
+        type=float,
+        default=defaults.rows_per_s,
+        help="export processing speed (0 = instant)",
+    )
+    extract.add_argument(
+        "--bulk-status-interval-s",
+        type=float,
+        default=defaults.status_interval_s,
+        help="export status refresh interval (0 = live)",
+    )
+    extract.add_argument(
+        "--bulk-export-daily-mb",
+        type=float,
+        default=defaults.daily_bytes / MB,
+        help="daily export file allocation in MB of 1,000,000 bytes (0 = off)",
     )
     faults = p.add_argument_group("fault injection")
     faults.add_argument("--latency-ms", type=float, default=0.0)
@@ -97,6 +118,11 @@ def config_from(args: argparse.Namespace, now_s: float) -> SandboxConfig:
         faults=faults,
         seed=args.seed,
         bulk_rows_per_s=args.bulk_rows_per_s,
+        bulk_export=ExportConfig(
+            rows_per_s=args.bulk_export_rows_per_s,
+            status_interval_s=args.bulk_status_interval_s,
+            daily_bytes=int(args.bulk_export_daily_mb * MB),
+        ),
     )
 
 
@@ -135,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         QuotaDay(args.quota_tz).label(0.0)
     except (KeyError, ValueError):
         parser.error(f"unknown --quota-tz {args.quota_tz!r}")
+    # An import needs a speed (it advances row by row); an export's 0 means instant or off.
     if args.bulk_rows_per_s <= 0:
         parser.error("--bulk-rows-per-s must be positive")
+    for flag in ("bulk_export_rows_per_s", "bulk_status_interval_s", "bulk_export_daily_mb"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag.replace('_', '-')} must be 0 or more")
     if args.state_file is not None:
         _check_state_folder(parser, args.state_file)
     config = config_from(args, time.monotonic())

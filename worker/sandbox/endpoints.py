@@ -5,7 +5,8 @@ docs/marketo-facts.md lists the Marketo behaviour this table covers.
 
 from functools import partial
 
-from worker.sandbox import bulk_import, folders, leads, lists, membership, sync
+from worker.sandbox import bulk_export, bulk_import, folders, leads, lists, membership, sync
+from worker.sandbox.bulk_export import BulkExports
 from worker.sandbox.bulk_import import BulkImports
 from worker.sandbox.routes import Body, Route, Router
 from worker.sandbox.stats import Usage
@@ -58,13 +59,14 @@ _ASSET = (
 )
 
 
-def build_router(store: Store, usage: Usage, imports: BulkImports) -> Router:
-    """Bind every endpoint to the store (and the usage counters, the bulk import queue)."""
+def build_router(store: Store, usage: Usage, imports: BulkImports, exports: BulkExports) -> Router:
+    """Bind every endpoint to the store (and the usage counters, the bulk jobs)."""
     router = Router()
     for method, path, name, handler, body in (*_LEAD_DB, *_ASSET):
         router.add(method, path, Route(name, partial(handler, store), body))
     for method, path, name, bulk_handler, body in bulk_import.ROUTES:
         router.add(method, path, Route(name, partial(bulk_handler, imports), body))
+    bulk_export.register(router, exports)
     router.add("GET", "/rest/v1/stats/usage.json", Route("usage", usage.usage, Body.QUERY))
     router.add("GET", "/rest/v1/stats/errors.json", Route("usageErrors", usage.errors, Body.QUERY))
     return router

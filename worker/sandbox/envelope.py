@@ -32,6 +32,7 @@ class Reply:
     body: bytes
     code: str
     content_type: str = JSON_CONTENT_TYPE
+    headers: tuple[tuple[str, str], ...] = ()  # beyond Content-Type (`Content-Range`)
 
 
 def request_id(now_s: float) -> str:

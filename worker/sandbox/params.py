@@ -4,7 +4,8 @@ List parameters come repeated or comma-joined (real clients use both); paging to
 """
 
 import base64
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from multidict import MultiMapping
@@ -24,6 +25,7 @@ class Call:
     body: object
     path_id: int
     now_s: float
+    headers: Mapping[str, str] = field(default_factory=dict)  # the request's (`Range`)
 
 
 def values(call: Call, name: str) -> list[str]:

@@ -5,6 +5,7 @@ multipart (bulk import).
 """
 
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,6 +14,8 @@ from worker.sandbox.envelope import ApiError, Reply
 from worker.sandbox.params import Call
 
 Handler = Callable[[Call], Reply]
+# Bulk extract ids are UUIDs; a UUID is a 128-bit integer, so it travels as the path id.
+_UUID = r"([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"
 
 
 class Body(StrEnum):
@@ -33,6 +36,10 @@ class Route:
     body: Body
 
 
+def _path_id(raw: str) -> int:
+    return int(raw) if raw.isdigit() else uuid.UUID(raw).int
+
+
 class Router:
     """Exact paths in a dict, paths with an `{id}` as regexes: both cheap on the hot path."""
 
@@ -41,11 +48,12 @@ class Router:
         self._patterns: list[tuple[re.Pattern[str], dict[str, Route]]] = []
 
     def add(self, method: str, path: str, route: Route) -> None:
-        """Register `route` for `method` on `path` (which may contain one `{id}`)."""
-        if "{id}" not in path:
+        """Register `route` for `method` on `path` (which may contain one `{id}` or `{uuid}`)."""
+        if "{id}" not in path and "{uuid}" not in path:
             self._exact.setdefault(path, {})[method] = route
             return
-        regex = re.compile(re.escape(path).replace(r"\{id\}", r"(\d+)") + r"\Z")
+        escaped = re.escape(path).replace(r"\{id\}", r"(\d+)")
+        regex = re.compile(escaped.replace(r"\{uuid\}", _UUID) + r"\Z")
         for pattern, methods in self._patterns:
             if pattern.pattern == regex.pattern:
                 methods[method] = route
@@ -59,7 +67,7 @@ class Router:
             for pattern, candidates in self._patterns:
                 match = pattern.match(path)
                 if match is not None:
-                    methods, path_id = candidates, int(match.group(1))
+                    methods, path_id = candidates, _path_id(match.group(1))
                     break
         if methods is None:
             raise ApiError("610", "Requested resource not found")

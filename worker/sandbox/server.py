@@ -5,7 +5,7 @@ One catch-all route, so unknown paths and methods get Marketo's 610/605 envelope
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -15,6 +15,7 @@ from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
 from worker.sandbox import admin, bulk_import, multipart, store
+from worker.sandbox.bulk_export import BulkExports, ExportConfig
 from worker.sandbox.bulk_import import BulkImports
 from worker.sandbox.endpoints import build_router
 from worker.sandbox.envelope import ApiError, Reply, failure, http_error, request_id
@@ -44,11 +45,12 @@ class SandboxConfig:
     limits: LimitConfig = field(default_factory=LimitConfig)
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None
-    bulk_rows_per_s: float = bulk_import.DEFAULT_ROWS_PER_S
+    bulk_rows_per_s: float = bulk_import.DEFAULT_ROWS_PER_S  # bulk import's only setting
+    bulk_export: ExportConfig = field(default_factory=ExportConfig)
 
 
 def _send(reply: Reply, extra: dict[str, str] | None = None) -> web.Response:
-    headers = {"Content-Type": reply.content_type, "Server": "nginx"}
+    headers = {"Content-Type": reply.content_type, "Server": "nginx", **dict(reply.headers)}
     if extra:
         headers.update(extra)
     return web.Response(status=reply.status, body=reply.body, headers=headers)
@@ -80,10 +82,20 @@ class Sandbox:
         self.tokens = TokenBook(config.client_id, config.client_secret, config.token_ttl_s)
         self.gate = Gate(config.limits, config.faults, config.seed)
         self.bulk_imports = BulkImports(self.store, clock, config.bulk_rows_per_s)
-        self.router = build_router(self.store, self.gate.usage, self.bulk_imports)
+        self.bulk_exports = BulkExports(
+            config.bulk_export, self.store, config.limits.quota_day, clock, wall_clock
+        )
+        self.router = build_router(
+            self.store, self.gate.usage, self.bulk_imports, self.bulk_exports
+        )
 
     def catch_up(self) -> None:
-        """Bring the bulk imports to the present, so every answer sees their progress."""
+        """Bring the bulk jobs to the present, so every answer sees their progress.
+
+        Exports first: a job that started since the last call snapshots the lists as that call
+        left them, never with rows an import only reaches now.
+        """
+        self.bulk_exports.advance()
         self.bulk_imports.advance(self.clock(), self.wall_clock())
 
     def save(self) -> None:
@@ -142,12 +154,11 @@ class Sandbox:
             self._authenticate(request, params, times[0])
         except ApiError as error:
             return self.gate.finish(name, failure(rid, error, asset=asset), times)
-        call = Call(rid, params, None, path_id, times[1])
+        call = Call(rid, params, None, path_id, times[1], request.headers)
         if problem is not None or route is None:
             work = partial(_raise, problem or ApiError("610", "Requested resource not found"))
         else:
-            content_type = request.headers.get("Content-Type", "")
-            work = partial(_execute, route, call, content_type, body)
+            work = partial(_execute, route, call, body)
         return await self.gate.run(name, asset, rid, times, work)
 
     def _authenticate(self, request: web.Request, params: MultiMapping[str], now_s: float) -> None:
@@ -192,9 +203,10 @@ def _method(request: web.Request, params: MultiMapping[str], asset: bool) -> str
     return override.upper()
 
 
-def _execute(route: Route, call: Call, content_type_header: str, body: bytes) -> Reply:
+def _execute(route: Route, call: Call, body: bytes) -> Reply:
     """Parse the body the route expects (612/609/613) and run the handler."""
     parsed: object = None
+    content_type_header = call.headers.get("Content-Type", "")
     content_type = content_type_header.partition(";")[0].strip().lower()
     if route.body is Body.MULTIPART or content_type == multipart.MULTIPART:
         if route.body is not Body.MULTIPART or content_type != multipart.MULTIPART:
@@ -210,7 +222,7 @@ def _execute(route: Route, call: Call, content_type_header: str, body: bytes) ->
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ApiError("609", "Invalid JSON") from exc
-    return route.handler(Call(call.rid, call.params, parsed, call.path_id, call.now_s))
+    return route.handler(replace(call, body=parsed))
 
 
 def build_app(sandbox: Sandbox) -> web.Application:
