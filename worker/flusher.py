@@ -1,10 +1,13 @@
 """Turn due buffers into Marketo calls, and Marketo's answers into state and rejections.
 
 At most `max_in_flight` calls run at once; each new one is taken from the outbox only when a
-slot is free, so entries keep coalescing while they wait and budget goes to the fullest
-buffers first (the most records per call). A call that still fails after the client's retries
-is put back (its offsets stay held); one Marketo refuses for good becomes rejections. The
-outbox keeps the offset holds: a call is only ever handed back to it, settled or not.
+slot is free and the budget has room for it to start at once (`room`, the limiter's), so
+entries keep coalescing while they wait, budget goes to the fullest buffers first (the most
+records per call), and no call taken early waits for the window ahead of a later, more urgent
+one (a streamed change behind a backlog). A shutdown's drain takes calls regardless. A call
+that still fails after the client's retries is put back (its offsets stay held); one Marketo
+refuses for good becomes rejections. The outbox keeps the offset holds: a call is only ever
+handed back to it, settled or not.
 
 Each call is asked of one lane, the stream's or the backlog's, in the order the outbox's
 `Turns` gives (docs/message-flow.md, fair share): a backlog of thousands never holds back a
@@ -14,6 +17,7 @@ streamed change by more than one call, and the backlog gets at least half while 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -132,6 +136,7 @@ class Flusher:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         parked_until: Callable[[], float | None] = lambda: None,
+        room: Callable[[], int] | None = None,
     ) -> None:
         self.outbox = outbox
         self.writer = writer
@@ -144,7 +149,11 @@ class Flusher:
         self.clock = clock  # the loop's: every wait decided here is on the same clock as `now`
         self.wall = wall  # epoch seconds, for latencies and the rejections' time
         self.parked_until = parked_until  # the budget parked on the daily quota (607), on `clock`
+        # calls the budget lets start now, beyond those waiting for it; None: no budget here
+        self.room = room
         self.tasks: set[asyncio.Task[None]] = set()
+        # spawned, not yet run: not waiting in the limiter yet, so `room` cannot count them
+        self.unstarted: set[asyncio.Task[None]] = set()
         self.backpressure_until = 0.0  # on `clock`; set when Marketo keeps refusing work for now
         # a list (None: the lead syncs) whose last call was refused as a whole waits alone,
         # so a deleted list or a missing permission never holds back the other lists
@@ -160,7 +169,8 @@ class Flusher:
         started = 0
         if now < self.backpressure_until and not force:
             return 0
-        while len(self.tasks) < self.max_in_flight:
+        free = math.inf if force or self.room is None else self.room() - len(self.unstarted)
+        while len(self.tasks) < self.max_in_flight and started < free:
             call = self._next_call(now, force)
             if call is None:
                 break
@@ -171,7 +181,9 @@ class Flusher:
     def _spawn(self, call: Call) -> None:
         task = asyncio.create_task(self._run(call))
         self.tasks.add(task)
+        self.unstarted.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.unstarted.discard)
 
     def _next_call(self, now: float, force: bool) -> Call | None:
         # refusals are waited out even when forced (a shutdown's drain): they would not pass
@@ -199,6 +211,7 @@ class Flusher:
         return self.outbox.next_erase(now, force, lane)
 
     async def _run(self, call: Call) -> None:
+        self.unstarted.discard(asyncio.current_task())
         try:
             settled = await self._send(call)
         except QuotaExhausted as exc:

@@ -155,6 +155,20 @@ class Budget:
             room_s = min(room_s, self._requests[1][0] + self.share_delay_s - now)
         return max(hold_s, room_s, 0.0)
 
+    def room(self, now: float) -> int:
+        """How many calls may start at `now`, one after another, without waiting (0: none).
+
+        The flusher takes a call only while there is room, so no call waits here for the window
+        while a later one (a streamed change) could have gone first.
+        """
+        if self.wait_s(now) > 0:
+            return 0
+        if self._probing:  # after a 607: one call at a time
+            return 1
+        in_flight = len(self._live)
+        counted = in_flight + len(self._finished)
+        return min(self.concurrency_limit - in_flight, self.calls_limit - counted)
+
     def start(self, now: float, *, day: date) -> CallTicket:
         """Record a call starting now, on quota day `day`; only when `wait_s(now)` is 0."""
         wait_s = self.wait_s(now)

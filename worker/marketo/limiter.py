@@ -52,6 +52,7 @@ class Limiter:
         self._sleep = sleep
         # Set (and replaced) whenever room may have freed: a call finished or the share changed.
         self._changed = asyncio.Event()
+        self._waiting = 0  # calls in `_acquire` that found no room and wait for it
 
     @asynccontextmanager
     async def call(self) -> AsyncIterator[None]:
@@ -88,6 +89,17 @@ class Limiter:
         self._budget.set_share(share, self._clock())
         self._wake()
 
+    def room(self) -> int:
+        """Calls that could start now beyond those already waiting here (0 while the budget,
+        a throttle or the daily quota holds them): the flusher takes a call only then."""
+        now, wall = self._clock(), self._wall_clock()
+        if self._spent_until(now, wall) is not None:
+            return 0
+        free = min(
+            self._budget.room(now), self._budget.quota_remaining(quota_day(wall, self._zone))
+        )
+        return max(0, free - self._waiting)
+
     def quota_remaining(self) -> int:
         """This replica's calls left today (its share of the daily quota minus the reserve)."""
         return self._budget.quota_remaining(quota_day(self._wall_clock(), self._zone))
@@ -117,7 +129,11 @@ class Limiter:
             if not delayed and self._on_delay is not None:
                 self._on_delay(wait_s)
             delayed = True
-            await self._nap(min(wait_s, MAX_NAP_S), self._changed)
+            self._waiting += 1
+            try:
+                await self._nap(min(wait_s, MAX_NAP_S), self._changed)
+            finally:
+                self._waiting -= 1
             waited_s += self._clock() - now
         # No await since the checks: no other task can take the room or the quota first.
         ticket = self._budget.start(now, day=quota_day(wall, self._zone))

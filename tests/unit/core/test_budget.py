@@ -89,6 +89,25 @@ def test_greedy_caller_gets_the_whole_window() -> None:
     assert started == 7
 
 
+def test_room_is_the_calls_the_window_and_the_concurrency_both_allow() -> None:
+    """Room is the least of the free slots (5 less one in flight) and the window's calls left."""
+    budget = Budget(limits(calls=10, concurrency=5), now=0.0)
+    assert budget.room(0.0) == 5
+    budget.start(0.0, day=DAY)
+    assert budget.room(0.0) == 4  # one slot taken
+    for at in range(1, 8):
+        call(budget, float(at), at + 0.5)
+    assert budget.room(8.0) == 2  # 8 of 10 counted in the window
+
+
+def test_room_is_none_during_a_606_backoff() -> None:
+    """A throttle's backoff leaves no room, though the window itself has some."""
+    budget = Budget(limits(calls=10), now=0.0)
+    budget.rate_limited("606", 0.0)
+    assert budget.room(1.0) == 0
+    assert budget.room(20.0) == 5
+
+
 def test_start_while_wait_is_positive_raises() -> None:
     """Starting a call the budget does not allow is a programming error."""
     budget = Budget(limits(calls=1), now=0.0)

@@ -300,6 +300,19 @@ async def test_606_delays_the_next_call_by_a_window() -> None:
     await caller.finish()
 
 
+async def test_room_leaves_out_the_calls_already_waiting() -> None:
+    """With the window full, a waiting call takes the first room that frees: room stays 0."""
+    vt = VirtualTime()
+    limiter, _ = build(vt, calls=1, window_s=20.0)
+    await quick_calls(limiter, 1)
+    caller = Caller(limiter)
+    await eventually(vt.settled)
+    vt.advance(20.0)
+    assert limiter.room() == 0  # the window has room for one, and the caller waits for it
+    await eventually(lambda: caller.entered)
+    await caller.finish()
+
+
 async def test_share_raised_from_zero_lets_a_waiter_in_after_the_delay() -> None:
     """A replica without partitions waits; given some, it calls once the increase applies."""
     vt = VirtualTime()
