@@ -4,7 +4,9 @@ At most `max_in_flight` calls run at once; each new one is taken from the outbox
 slot is free and the budget has room for it to start at once (`room`, the limiter's), so
 entries keep coalescing while they wait, budget goes to the fullest buffers first (the most
 records per call), and no call taken early waits for the window ahead of a later, more urgent
-one (a streamed change behind a backlog). A shutdown's drain takes calls regardless. A call
+one (a streamed change behind a backlog). A backlog's call also leaves free the part of the
+window the stream is expected to need (worker.core.budget.StreamReserve). A shutdown's drain
+takes calls regardless. A call
 that still fails after the client's retries is put back (its offsets stay held); one Marketo
 refuses for good becomes rejections. The outbox keeps the offset holds: a call is only ever
 handed back to it, settled or not.
@@ -17,7 +19,6 @@ streamed change by more than one call, and the backlog gets at least half while 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,13 @@ class ListWriter(Protocol):
     async def delete_leads(
         self, lead_ids: Sequence[LeadId], still_wanted: Wanted = None
     ) -> Sequence[RecordResult]: ...
+
+
+class CallRoom(Protocol):
+    """The budget's room for a lane's next call (implemented by worker.marketo.limiter)."""
+
+    def room(self, lane: Lane) -> int: ...
+    def taken(self, lane: Lane) -> None: ...
 
 
 class RejectionSink(Protocol):
@@ -136,7 +144,7 @@ class Flusher:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         parked_until: Callable[[], float | None] = lambda: None,
-        room: Callable[[], int] | None = None,
+        room: CallRoom | None = None,
     ) -> None:
         self.outbox = outbox
         self.writer = writer
@@ -169,8 +177,7 @@ class Flusher:
         started = 0
         if now < self.backpressure_until and not force:
             return 0
-        free = math.inf if force or self.room is None else self.room() - len(self.unstarted)
-        while len(self.tasks) < self.max_in_flight and started < free:
+        while len(self.tasks) < self.max_in_flight:
             call = self._next_call(now, force)
             if call is None:
                 break
@@ -189,11 +196,19 @@ class Flusher:
         # refusals are waited out even when forced (a shutdown's drain): they would not pass
         refused = {key for key, until in self.refused_until.items() if until > now}
         for lane in self.turns.order():
+            if not force and not self._has_room(lane):
+                continue
             call = self._next_in(lane, now, force, refused)
             if call is not None:
                 self.turns.served(lane)
+                if self.room is not None:
+                    self.room.taken(lane)
                 return call
         return None
+
+    def _has_room(self, lane: Lane) -> bool:
+        """Tell whether a call of `lane` could start at once, after those spawned not yet run."""
+        return self.room is None or self.room.room(lane) > len(self.unstarted)
 
     def _next_in(
         self, lane: Lane, now: float, force: bool, refused: set[AudienceId | None]

@@ -1,5 +1,6 @@
-"""The flusher takes a call only when the budget has room for it to start at once, so a streamed
-change never queues behind backlog calls waiting for the window (fake clock, real limiter)."""
+"""The flusher takes a call only when the budget has room for it to start at once, and a backlog's
+only while the window keeps free what the stream is expected to need, so a streamed change never
+queues behind backlog calls waiting for the window (fake clock, real limiter)."""
 
 from __future__ import annotations
 
@@ -89,8 +90,13 @@ def limited_flusher(
     core.ledger.assign(0, 1)
     flusher = make_flusher(core, list_ids=LISTS, max_in_flight=10)
     flusher.writer = writer
-    flusher.room = limiter.room
+    flusher.room = limiter
     return flusher, writer
+
+
+async def after_a_window(flusher: Flusher, ticks: Ticks) -> None:
+    """Let a whole window pass with no call: the stream is seen to need nothing."""
+    await run_for(flusher, ticks, WINDOW_S)
 
 
 async def run_for(flusher: Flusher, ticks: Ticks, seconds: float) -> None:
@@ -106,32 +112,66 @@ async def run_for(flusher: Flusher, ticks: Ticks, seconds: float) -> None:
 async def test_no_call_is_taken_while_the_window_is_full(
     make_core: MakeCore, make_flusher: MakeFlusher, clock: FakeClock
 ) -> None:
-    """A backlog of 30 calls' worth against 10 calls a window: after the first 10, the rest stay
-    buffered (no task waits in the limiter) until the window has room again."""
+    """A backlog of 30 calls' worth against 10 calls a window, the stream quiet for a window: the
+    backlog starts 9 (a tenth of the window kept free for the stream), the rest stay buffered,
+    no task waiting in the limiter."""
+    ticks = Ticks(clock)
+    flusher, writer = limited_flusher(make_core, make_flusher, ticks)
+    await after_a_window(flusher, ticks)
+    queue(flusher, A, 9000, offset=None)
+    await run_for(flusher, ticks, 10.0)
+    assert len(writer.calls) == 9
+    assert not flusher.tasks
+    assert flusher.outbox.size() == 9000 - 9 * 300
+
+
+async def test_in_the_first_window_a_backlog_leaves_the_stream_its_half(
+    make_core: MakeCore, make_flusher: MakeFlusher, clock: FakeClock
+) -> None:
+    """Before a whole window has shown what the stream needs, a backlog uses half of it."""
     ticks = Ticks(clock)
     flusher, writer = limited_flusher(make_core, make_flusher, ticks)
     queue(flusher, A, 9000, offset=None)
     await run_for(flusher, ticks, 10.0)
-    assert len(writer.calls) == 10
-    assert not flusher.tasks
-    assert flusher.outbox.size() == 6000
+    assert len(writer.calls) == 5
+
+
+async def test_a_streamed_add_starts_within_the_linger_while_a_backlog_fills_the_window(
+    make_core: MakeCore, make_flusher: MakeFlusher, clock: FakeClock
+) -> None:
+    """The backlog's part of the window spent, a streamed add to B starts once its linger has
+    passed, in the room the backlog left, not a window later."""
+    ticks = Ticks(clock)
+    flusher, writer = limited_flusher(make_core, make_flusher, ticks)
+    await after_a_window(flusher, ticks)
+    queue(flusher, A, 9000, offset=None)
+    await run_for(flusher, ticks, 2.0)
+    queued_at = clock.now
+    queue(flusher, B, 1, offset=0, first=50_000)
+    await run_for(flusher, ticks, 5.0)
+    (b_call,) = [at for at, target in writer.calls if target == LISTS[B]]
+    assert b_call <= queued_at + LINGER_S + 2 * STEP_S
 
 
 async def test_a_streamed_add_starts_first_when_the_window_frees(
     make_core: MakeCore, make_flusher: MakeFlusher, clock: FakeClock
 ) -> None:
-    """The window spent on backlog calls at t=0 and a streamed add to B at t=2: B's call is the
-    first to start when the window has room again, not behind ten backlog calls."""
+    """The window spent (the backlog's part, and a streamed add in the rest), a second streamed
+    add is the first call to start when the window has room again, not behind ten backlog
+    calls."""
     ticks = Ticks(clock)
     flusher, writer = limited_flusher(make_core, make_flusher, ticks)
+    await after_a_window(flusher, ticks)
     queue(flusher, A, 9000, offset=None)
-    await run_for(flusher, ticks, 2.0)
     queue(flusher, B, 1, offset=0, first=50_000)
+    await run_for(flusher, ticks, 2.0)
+    freed_at = clock.now - 2.0 + CALL_S + WINDOW_S
+    queue(flusher, B, 1, offset=1, first=60_000)
     await run_for(flusher, ticks, WINDOW_S + 5.0)
-    (b_call,) = [at for at, target in writer.calls if target == LISTS[B]]
-    after_window = [at for at, _ in writer.calls if at > 1.0]
-    assert b_call == min(after_window)
-    assert b_call <= CALL_S + WINDOW_S + 2 * STEP_S
+    b_calls = [at for at, target in writer.calls if target == LISTS[B]]
+    after_window = [at for at, _ in writer.calls if at > freed_at - 1.0]
+    assert b_calls[1] == min(after_window)
+    assert b_calls[1] <= freed_at + 2 * STEP_S
 
 
 async def test_a_shutdown_drain_takes_calls_without_room(
