@@ -307,6 +307,14 @@ def test_park_blocks_until_its_end() -> None:
     assert budget.wait_s(100.0) == 0.0
 
 
+def test_the_probe_after_a_607_may_be_a_backlog_call() -> None:
+    """Probing, the one call has room whatever is kept free, or a backlog alone would never
+    probe."""
+    budget = Budget(limits(calls=10), now=0.0)
+    budget.quota_exhausted(0.0, resume_at=300.0)
+    assert (budget.room(299.0, kept_free=5), budget.room(300.0, kept_free=5)) == (0, 1)
+
+
 def test_607_parks_then_probes_with_one_call_at_a_time() -> None:
     """After a 607 park, a single probe goes first; more follow once it passed."""
     budget = Budget(limits(concurrency=5), now=0.0)
