@@ -191,6 +191,7 @@ def build_flusher(
         fields,
         max_in_flight=settings.marketo.budget.concurrency,
         parked_until=edges.limiter.quota_parked_until,
+        room=edges.limiter,
     )
 
 

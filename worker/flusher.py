@@ -1,10 +1,15 @@
 """Turn due buffers into Marketo calls, and Marketo's answers into state and rejections.
 
 At most `max_in_flight` calls run at once; each new one is taken from the outbox only when a
-slot is free, so entries keep coalescing while they wait and budget goes to the fullest
-buffers first (the most records per call). A call that still fails after the client's retries
-is put back (its offsets stay held); one Marketo refuses for good becomes rejections. The
-outbox keeps the offset holds: a call is only ever handed back to it, settled or not.
+slot is free and the budget has room for it to start at once (`room`, the limiter's), so
+entries keep coalescing while they wait, budget goes to the fullest buffers first (the most
+records per call), and no call taken early waits for the window ahead of a later, more urgent
+one (a streamed change behind a backlog). A backlog's call also leaves free the part of the
+window the stream is expected to need (worker.core.budget.StreamReserve). A shutdown's drain
+takes calls regardless. A call
+that still fails after the client's retries is put back (its offsets stay held); one Marketo
+refuses for good becomes rejections. The outbox keeps the offset holds: a call is only ever
+handed back to it, settled or not.
 
 Each call is asked of one lane, the stream's or the backlog's, in the order the outbox's
 `Turns` gives (docs/message-flow.md, fair share): a backlog of thousands never holds back a
@@ -73,6 +78,13 @@ class ListWriter(Protocol):
     ) -> Sequence[RecordResult]: ...
 
 
+class CallRoom(Protocol):
+    """The budget's room for a lane's next call (implemented by worker.marketo.limiter)."""
+
+    def room(self, lane: Lane) -> int: ...
+    def taken(self, lane: Lane) -> None: ...
+
+
 class RejectionSink(Protocol):
     """Where refused changes are published (the rejections topic, in its wire format)."""
 
@@ -132,6 +144,7 @@ class Flusher:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         parked_until: Callable[[], float | None] = lambda: None,
+        room: CallRoom | None = None,
     ) -> None:
         self.outbox = outbox
         self.writer = writer
@@ -144,7 +157,11 @@ class Flusher:
         self.clock = clock  # the loop's: every wait decided here is on the same clock as `now`
         self.wall = wall  # epoch seconds, for latencies and the rejections' time
         self.parked_until = parked_until  # the budget parked on the daily quota (607), on `clock`
+        # calls the budget lets start now, beyond those waiting for it; None: no budget here
+        self.room = room
         self.tasks: set[asyncio.Task[None]] = set()
+        # spawned, not yet run: not waiting in the limiter yet, so `room` cannot count them
+        self.unstarted: set[asyncio.Task[None]] = set()
         self.backpressure_until = 0.0  # on `clock`; set when Marketo keeps refusing work for now
         # a list (None: the lead syncs) whose last call was refused as a whole waits alone,
         # so a deleted list or a missing permission never holds back the other lists
@@ -171,17 +188,27 @@ class Flusher:
     def _spawn(self, call: Call) -> None:
         task = asyncio.create_task(self._run(call))
         self.tasks.add(task)
+        self.unstarted.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.unstarted.discard)
 
     def _next_call(self, now: float, force: bool) -> Call | None:
         # refusals are waited out even when forced (a shutdown's drain): they would not pass
         refused = {key for key, until in self.refused_until.items() if until > now}
         for lane in self.turns.order():
+            if not force and not self._has_room(lane):
+                continue
             call = self._next_in(lane, now, force, refused)
             if call is not None:
                 self.turns.served(lane)
+                if self.room is not None:
+                    self.room.taken(lane)
                 return call
         return None
+
+    def _has_room(self, lane: Lane) -> bool:
+        """Tell whether a call of `lane` could start at once, after those spawned not yet run."""
+        return self.room is None or self.room.room(lane) > len(self.unstarted)
 
     def _next_in(
         self, lane: Lane, now: float, force: bool, refused: set[AudienceId | None]
@@ -199,6 +226,7 @@ class Flusher:
         return self.outbox.next_erase(now, force, lane)
 
     async def _run(self, call: Call) -> None:
+        self.unstarted.discard(asyncio.current_task())
         try:
             settled = await self._send(call)
         except QuotaExhausted as exc:

@@ -79,8 +79,9 @@ class LoopSettings:
     max_event_bytes: int
     max_buffered_changes: int
     commit_interval_s: float
-    # a newly assigned partition starts no earlier than this after its assignment, so that every
-    # Marketo call its previous owner started has ended (calls are bounded by the client timeout)
+    # a newly assigned partition is restored no earlier than this after its assignment, so that
+    # every Marketo call its previous owner started has ended (calls are bounded by the client
+    # timeout), unless its changelog ends with a clean-handover marker: no call was left then
     handover_s: float = 0.0
     poll_batch: int = 500
     idle_sleep_s: float = 0.01
@@ -135,10 +136,12 @@ class Loop:
 
     def on_assign(self, partitions: set[int]) -> None:
         """New partitions: track them, keep them paused until their state is restored, which
-        starts once the handover time has passed."""
+        starts at once and waits for the handover time unless the previous owner handed over
+        cleanly (worker/restoring.py)."""
         self.metrics.rebalances.inc()
-        restore_at = self.clock() + self.settings.handover_s
-        for partition, epoch in self.partitions.assign(partitions, restore_at).items():
+        now = self.clock()
+        handover_until = now + self.settings.handover_s
+        for partition, epoch in self.partitions.assign(partitions, now, handover_until).items():
             self.ledger.assign(partition, epoch)
             self.store.assign(partition)
         self.consumer.pause(partitions)

@@ -1,7 +1,9 @@
 """Restoring an assigned partition's state from the changelog, beside the loop.
 
-A newly assigned partition stays paused until every Marketo call its previous owner may have
-started has ended (`handover_s`); then its changelog is read in a thread, sorted by
+A newly assigned partition stays paused while its changelog is read in a thread. If the changelog
+ends with a clean-handover marker (its previous owner stopped with every call answered), the
+restore goes on at once; else it is read again once every Marketo call its previous owner may
+have started has ended (`handover_s`, a crash or a lost assignment), and then sorted by
 worker.core.restore and loaded, whatever Marketo has not acknowledged is buffered again (and,
 with `marketo.delete_persons`, every person deletion not yet answered), and the partition is
 resumed, if it still is the same assignment (worker.core.partitions keeps where each one is). A
@@ -117,6 +119,18 @@ class Restores:
         image, recorded = await asyncio.to_thread(self._read_image, partition)
         await asyncio.to_thread(self.release_memory)
         read_s = time.monotonic() - read_started
+        handover_until = self.partitions.handover_until(partition)
+        if image.marker is None and handover_until > self.clock():
+            # calls its previous owner started may still run, and their answers still be
+            # written: read the changelog again once they have all ended
+            if self.partitions.epoch(partition) == epoch:
+                self.partitions.retry_restore(partition, handover_until)
+            log.info(
+                "state.handover_wait",
+                partition=partition,
+                seconds=round(handover_until - self.clock(), 3),
+            )
+            return
         decision = activation.decide(recorded, self.definitions)
         if decision.verdict is Verdict.STAND_DOWN:
             self._stand_down(partition, epoch, decision, recorded)

@@ -97,6 +97,38 @@ async def test_after_a_clean_handover_only_unacknowledged_states_are_resent(
     assert len(loop.store) == 2
 
 
+async def test_after_a_clean_handover_the_restore_does_not_wait_for_the_handover_time(
+    make_loop: MakeLoop, consumer: FakeConsumer
+) -> None:
+    """The marker says every call of the previous owner was answered: no call of it can still
+    run, so the partition is restored and resumed without the clock moving."""
+    records: Changelog = [CODEC.layout_record(), RECORDED, (CLEAN_HANDOVER, AUDIENCES.fingerprint)]
+    loop = make_loop(restorer=reading(records))
+    loop.settings = dataclasses.replace(loop.settings, handover_s=6.0)
+    await restore(loop, consumer)
+
+
+async def test_without_the_marker_the_restore_waits_for_the_handover_time(
+    make_loop: MakeLoop, consumer: FakeConsumer, clock: FakeClock
+) -> None:
+    """A previous owner that did not stop cleanly may still have calls out: the partition is
+    read again, and resumed, only once the handover time has passed."""
+    reads = []
+
+    def restorer(partition: int) -> Iterable[list[tuple[bytes, bytes | None]]]:
+        reads.append(clock.now)
+        return [[CODEC.layout_record(), RECORDED]]
+
+    loop = make_loop(restorer=restorer)
+    loop.settings = dataclasses.replace(loop.settings, handover_s=6.0)
+    loop.on_assign({0})
+    await run_until_idle(loop)
+    assert consumer.resumed == set()
+    clock.advance(6.0)
+    await run_until_idle(loop)
+    assert (consumer.resumed, reads) == ({0}, [0.0, 6.0])
+
+
 async def test_after_a_crash_every_state_is_evaluated_afresh_and_rewritten(
     make_loop: MakeLoop, consumer: FakeConsumer
 ) -> None:

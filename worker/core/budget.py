@@ -155,6 +155,22 @@ class Budget:
             room_s = min(room_s, self._requests[1][0] + self.share_delay_s - now)
         return max(hold_s, room_s, 0.0)
 
+    def room(self, now: float, *, kept_free: int = 0) -> int:
+        """How many calls may start at `now`, one after another, without waiting (0: none),
+        leaving `kept_free` calls of the window unused (a backlog's, for the stream).
+
+        The flusher takes a call only while there is room, so no call waits here for the window
+        while a later one (a streamed change) could have gone first.
+        """
+        if self.wait_s(now) > 0:
+            return 0
+        if self._probing:  # after a 607: one call at a time, whichever lane asks (the probe)
+            return 1
+        in_flight = len(self._live)
+        counted = in_flight + len(self._finished)
+        window = self.calls_limit - counted - kept_free
+        return max(0, min(self.concurrency_limit - in_flight, window))
+
     def start(self, now: float, *, day: date) -> CallTicket:
         """Record a call starting now, on quota day `day`; only when `wait_s(now)` is 0."""
         wait_s = self.wait_s(now)
@@ -265,6 +281,39 @@ class Budget:
         if excess > len(self._finished):  # room frees only after calls in flight finish
             return POLL_S
         return self._finished[excess - 1] + self.limits.window_s - now
+
+
+class StreamReserve:
+    """The calls of the window a backlog leaves free for the stream (docs/message-flow.md).
+
+    A backlog spending the whole window at once would leave the stream without a call until
+    that window has passed. So the backlog starts a call only while the window keeps free what
+    the stream is expected to use in it: as many calls as the stream started in the last window,
+    plus a tenth of the window for its growth, at most half the window (each lane has at least
+    half); before a whole window has been seen, the stream's half, since what it needs is not
+    known yet. The stream's own calls count against what is kept free as they start.
+    """
+
+    def __init__(self, window_s: float, now: float) -> None:
+        self._window_s = window_s
+        self._since = now
+        self._started: deque[float] = deque()  # the stream's calls started in the last window
+
+    def stream_started(self, now: float) -> None:
+        """Note a call of the stream starting at `now`."""
+        self._started.append(now)
+
+    def kept_free(self, now: float, calls_limit: int) -> int:
+        """Calls of the window the backlog must leave free at `now`, of `calls_limit`."""
+        started = self._started
+        while started and started[0] + self._window_s <= now:
+            started.popleft()
+        half = calls_limit // 2
+        if now - self._since < self._window_s:
+            expected = half
+        else:
+            expected = min(half, len(started) + max(1, calls_limit // 10))
+        return max(0, expected - len(started))
 
 
 def _check_share(share: float) -> None:

@@ -1,7 +1,9 @@
 """The assigned partitions and where each is in its life. Pure: no I/O.
 
-A partition is assigned restoring: it stays paused until its restore, due once every Marketo
-call of its previous owner has ended (the handover time), has run; then it is active, and the
+A partition is assigned restoring: it stays paused until its restore has run. The restore starts
+at once; it goes on only if the partition's changelog ends with a clean-handover marker (its
+previous owner stopped with every call answered), else it is tried again once every Marketo call
+of its previous owner has ended (the handover time, kept here); then it is active, and the
 loop pauses and resumes active ones for backpressure. A restore may instead find that a newer
 replica activated other audience definitions on it (worker.core.activation): the partition is
 then stood down, kept paused and never processed, until a rebalance assigns it again. Each
@@ -12,6 +14,7 @@ before we owned the partition.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -22,6 +25,8 @@ class Partition:
 
     epoch: int
     restore_at: float | None  # when its restore may start; None: started (or done)
+    # before this, calls its previous owner started may still run (unless it handed over cleanly)
+    handover_until: float = -math.inf
     restoring: bool = True
     paused: bool = False  # for backpressure (a restoring one is paused apart from this)
     # left to a newer replica's audience definitions: paused, never processed, not ready
@@ -48,12 +53,15 @@ class Partitions:
     def __iter__(self) -> Iterator[int]:
         return iter(self._table)
 
-    def assign(self, partitions: Iterable[int], restore_at: float) -> dict[int, int]:
-        """Add newly assigned partitions, restoring from `restore_at`; return their epochs."""
+    def assign(
+        self, partitions: Iterable[int], restore_at: float, handover_until: float = -math.inf
+    ) -> dict[int, int]:
+        """Add newly assigned partitions, restoring from `restore_at`, their previous owner's
+        calls ended by `handover_until`; return their epochs."""
         epochs = {}
         for partition in partitions:
             self._epochs += 1
-            self._table[partition] = Partition(self._epochs, restore_at)
+            self._table[partition] = Partition(self._epochs, restore_at, handover_until)
             epochs[partition] = self._epochs
         return epochs
 
@@ -66,6 +74,11 @@ class Partitions:
         """Return the partition's assignment epoch, or None if it is not assigned."""
         entry = self._table.get(partition)
         return None if entry is None else entry.epoch
+
+    def handover_until(self, partition: int) -> float:
+        """When every call the partition's previous owner may have started has ended."""
+        entry = self._table.get(partition)
+        return -math.inf if entry is None else entry.handover_until
 
     def restoring(self) -> set[int]:
         """The partitions waiting for, or in, their restore."""

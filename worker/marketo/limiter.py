@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from worker.core.budget import Budget, BudgetLimits, CallTicket, quota_day, seconds_until_midnight
+from worker.core.budget import (
+    Budget,
+    BudgetLimits,
+    CallTicket,
+    StreamReserve,
+    quota_day,
+    seconds_until_midnight,
+)
+from worker.core.buffers import Lane
 
 if TYPE_CHECKING:
     from worker.settings import MarketoSettings
@@ -52,6 +60,8 @@ class Limiter:
         self._sleep = sleep
         # Set (and replaced) whenever room may have freed: a call finished or the share changed.
         self._changed = asyncio.Event()
+        self._waiting = 0  # calls in `_acquire` that found no room and wait for it
+        self._reserve = StreamReserve(budget.limits.window_s, clock())
 
     @asynccontextmanager
     async def call(self) -> AsyncIterator[None]:
@@ -88,6 +98,28 @@ class Limiter:
         self._budget.set_share(share, self._clock())
         self._wake()
 
+    def room(self, lane: Lane = Lane.STREAM) -> int:
+        """Calls of `lane` that could start now beyond those already waiting here (0 while the
+        budget, a throttle or the daily quota holds them): the flusher takes a call only then.
+        A backlog's leave free the calls the stream is expected to need (StreamReserve)."""
+        now, wall = self._clock(), self._wall_clock()
+        if self._spent_until(now, wall) is not None:
+            return 0
+        budget = self._budget
+        kept_free = 0
+        if lane is Lane.BACKLOG:
+            kept_free = self._reserve.kept_free(now, budget.calls_limit)
+        free = min(
+            budget.room(now, kept_free=kept_free),
+            budget.quota_remaining(quota_day(wall, self._zone)),
+        )
+        return max(0, free - self._waiting)
+
+    def taken(self, lane: Lane) -> None:
+        """A call of `lane` was taken to start now (the stream's count against its reserve)."""
+        if lane is Lane.STREAM:
+            self._reserve.stream_started(self._clock())
+
     def quota_remaining(self) -> int:
         """This replica's calls left today (its share of the daily quota minus the reserve)."""
         return self._budget.quota_remaining(quota_day(self._wall_clock(), self._zone))
@@ -117,7 +149,11 @@ class Limiter:
             if not delayed and self._on_delay is not None:
                 self._on_delay(wait_s)
             delayed = True
-            await self._nap(min(wait_s, MAX_NAP_S), self._changed)
+            self._waiting += 1
+            try:
+                await self._nap(min(wait_s, MAX_NAP_S), self._changed)
+            finally:
+                self._waiting -= 1
             waited_s += self._clock() - now
         # No await since the checks: no other task can take the room or the quota first.
         ticket = self._budget.start(now, day=quota_day(wall, self._zone))

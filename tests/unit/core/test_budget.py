@@ -16,6 +16,7 @@ from worker.core.budget import (
     Budget,
     BudgetLimits,
     CallTicket,
+    StreamReserve,
     portion,
     quota_day,
     seconds_until_midnight,
@@ -87,6 +88,46 @@ def test_greedy_caller_gets_the_whole_window() -> None:
         call(budget, 0.0, 0.0)
         started += 1
     assert started == 7
+
+
+def test_room_is_the_calls_the_window_and_the_concurrency_both_allow() -> None:
+    """Room is the least of the free slots (5 less one in flight) and the window's calls left."""
+    budget = Budget(limits(calls=10, concurrency=5), now=0.0)
+    assert budget.room(0.0) == 5
+    budget.start(0.0, day=DAY)
+    assert budget.room(0.0) == 4  # one slot taken
+    for at in range(1, 8):
+        call(budget, float(at), at + 0.5)
+    assert budget.room(8.0) == 2  # 8 of 10 counted in the window
+    assert budget.room(8.0, kept_free=1) == 1
+
+
+def test_the_stream_is_kept_its_half_of_the_window_until_a_window_shows_its_need() -> None:
+    """In the first window the backlog leaves half of it, less what the stream started."""
+    reserve = StreamReserve(20.0, now=0.0)
+    assert reserve.kept_free(0.0, 100) == 50
+    for at in range(10):
+        reserve.stream_started(float(at))
+    assert reserve.kept_free(10.0, 100) == 40
+
+
+def test_then_the_stream_is_kept_what_it_used_plus_a_tenth_at_most_half() -> None:
+    """After a window, what the stream started in the last window plus a tenth, capped at half,
+    less what it started (it counts in the window already)."""
+    reserve = StreamReserve(20.0, now=0.0)
+    assert reserve.kept_free(20.0, 100) == 10
+    for at in range(45):
+        reserve.stream_started(20.0 + at / 10)
+    assert reserve.kept_free(25.0, 100) == 5  # min(50, 45 + 10) - 45
+    assert reserve.kept_free(50.0, 100) == 10  # those 45 have left the window
+
+
+def test_room_is_none_during_a_606_backoff() -> None:
+    """A throttle's backoff leaves no room, though the window itself has some."""
+    budget = Budget(limits(calls=10), now=0.0)
+    budget.rate_limited("606", 0.0)
+    assert budget.room(1.0) == 0
+    assert budget.room(20.0) == 5
 
 
 def test_start_while_wait_is_positive_raises() -> None:
@@ -264,6 +305,14 @@ def test_park_blocks_until_its_end() -> None:
     assert budget.wait_s(10.0) == pytest.approx(90.0)
     assert budget.parked_until(100.0) is None
     assert budget.wait_s(100.0) == 0.0
+
+
+def test_the_probe_after_a_607_may_be_a_backlog_call() -> None:
+    """Probing, the one call has room whatever is kept free, or a backlog alone would never
+    probe."""
+    budget = Budget(limits(calls=10), now=0.0)
+    budget.quota_exhausted(0.0, resume_at=300.0)
+    assert (budget.room(299.0, kept_free=5), budget.room(300.0, kept_free=5)) == (0, 1)
 
 
 def test_607_parks_then_probes_with_one_call_at_a_time() -> None:

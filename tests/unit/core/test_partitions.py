@@ -15,6 +15,13 @@ def test_a_partition_restores_from_its_handover_time_then_is_active() -> None:
     assert (table.active(), table.replay_until(0)) == ({0}, 7)
 
 
+def test_each_assignment_keeps_its_handover_time() -> None:
+    """The time its previous owner's calls have all ended; none for a partition not assigned."""
+    table = Partitions()
+    table.assign([0], restore_at=1.0, handover_until=7.0)
+    assert (table.handover_until(0), table.handover_until(1)) == (7.0, float("-inf"))
+
+
 def test_a_restore_of_an_earlier_assignment_counts_for_nothing() -> None:
     """Revoked and assigned again during its restore: the old restore's end is ignored."""
     table = Partitions()

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from worker.core.budget import Budget, BudgetLimits
+from worker.core.buffers import Lane
 from worker.marketo.limiter import Limiter
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -298,6 +299,28 @@ async def test_606_delays_the_next_call_by_a_window() -> None:
     vt.advance(1.0)
     await eventually(lambda: caller.entered)
     await caller.finish()
+
+
+async def test_room_leaves_out_the_calls_already_waiting() -> None:
+    """With the window full, a waiting call takes the first room that frees: room stays 0."""
+    vt = VirtualTime()
+    limiter, _ = build(vt, calls=1, window_s=20.0)
+    await quick_calls(limiter, 1)
+    caller = Caller(limiter)
+    await eventually(vt.settled)
+    vt.advance(20.0)
+    assert limiter.room() == 0  # the window has room for one, and the caller waits for it
+    await eventually(lambda: caller.entered)
+    await caller.finish()
+
+
+def test_a_backlog_call_leaves_the_stream_its_reserve() -> None:
+    """In the first window the backlog has room for half the window, the stream for all of it;
+    each stream call taken counts against what is kept for it."""
+    limiter, _ = build(VirtualTime(), calls=20, window_s=20.0, concurrency=20)
+    assert (limiter.room(Lane.BACKLOG), limiter.room(Lane.STREAM)) == (10, 20)
+    limiter.taken(Lane.STREAM)
+    assert limiter.room(Lane.BACKLOG) == 11
 
 
 async def test_share_raised_from_zero_lets_a_waiter_in_after_the_delay() -> None:
