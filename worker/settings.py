@@ -395,7 +395,8 @@ class FlushSettings(BaseModel):
     commit_interval_s: float = Field(default=1.0, gt=0)
     shutdown_deadline_s: float = Field(default=30.0, gt=0)
     # how long a newly assigned partition waits before it is restored and read, so that every
-    # Marketo call its previous owner started has ended; None: marketo.request_timeout_s + 1
+    # Marketo call its previous owner started has ended; None: marketo.request_timeout_s + 1.
+    # Not waited when the changelog ends with a clean-handover marker (every call was answered)
     handover_s: float | None = Field(default=None, ge=0)
 
 

@@ -102,7 +102,7 @@ async def test_after_a_clean_handover_the_restore_does_not_wait_for_the_handover
 ) -> None:
     """The marker says every call of the previous owner was answered: no call of it can still
     run, so the partition is restored and resumed without the clock moving."""
-    records: Changelog = [CODEC.layout_record(), RECORDED, (CLEAN_HANDOVER, AUDIENCES.fingerprint)]
+    records: Changelog = [layout_record(), RECORDED, (CLEAN_HANDOVER, AUDIENCES.fingerprint)]
     loop = make_loop(restorer=reading(records))
     loop.settings = dataclasses.replace(loop.settings, handover_s=6.0)
     await restore(loop, consumer)
@@ -117,7 +117,7 @@ async def test_without_the_marker_the_restore_waits_for_the_handover_time(
 
     def restorer(partition: int) -> Iterable[list[tuple[bytes, bytes | None]]]:
         reads.append(clock.now)
-        return [[CODEC.layout_record(), RECORDED]]
+        return [[layout_record(), RECORDED]]
 
     loop = make_loop(restorer=restorer)
     loop.settings = dataclasses.replace(loop.settings, handover_s=6.0)
