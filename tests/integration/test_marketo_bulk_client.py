@@ -114,7 +114,9 @@ async def test_an_import_with_a_list_id_completes_and_its_rows_become_members() 
             status = await finished_import(bulk, batch)
             assert await bulk.import_failures(batch) is None
         assert (status.status, status.leads_processed, status.rows_failed) == ("Complete", 3, 0)
-        assert sorted(member_emails(sb, list_id).values()) == sorted(str(p["email"]) for p in PEOPLE)
+        assert sorted(member_emails(sb, list_id).values()) == sorted(
+            str(p["email"]) for p in PEOPLE
+        )
         ann = next(x for x in sandbox_state(sb)["leads"] if x["email"] == "ann@example.com")
         assert ann["lastName"] == PEOPLE[0]["lastName"]
 

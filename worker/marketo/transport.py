@@ -443,7 +443,9 @@ def _file_reader(endpoint: Endpoint) -> Reader[FileReply | None]:
     def read(status: int, body: bytes, media: str) -> FileReply | None:
         if status == 404:
             return None  # the file endpoints' "no such file", a plain-text page, not an error
-        if status in (200, 206) and media != _JSON_MEDIA:
+        # A file's first line is a header of field names; an envelope is a JSON object (its
+        # media type is not trusted alone: a proxy may relabel it).
+        if status in (200, 206) and media != _JSON_MEDIA and not body.lstrip().startswith(b"{"):
             return FileReply(status, body)
         # Errors (606, 615, 607, 601/602, ...) still come in the JSON envelope, as on REST.
         error = rs.classify(status, body) or RequestRejected(
