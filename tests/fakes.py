@@ -290,6 +290,7 @@ class FakeMarketo:
     tokens: list[tuple[str, int]] = field(default_factory=lambda: [("tok-1", 3600)])
     identity_status: int = 200
     scripts: dict[str, list[Reply]] = field(default_factory=dict)
+    media: dict[str, str] = field(default_factory=dict)  # a path's reply type (default JSON)
     seen: list[Seen] = field(default_factory=list)
     hang: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -312,7 +313,8 @@ class FakeMarketo:
         status, payload = queue.pop(0) if queue else ok([])
         if status == 0:
             await self.hang.wait()  # never answers within the client's timeout
-        return web.Response(status=status or 200, body=payload, content_type="application/json")
+        media = self.media.get(request.path, "application/json")
+        return web.Response(status=status or 200, body=payload, content_type=media)
 
     def _token(self) -> web.Response:
         if self.identity_status != 200:

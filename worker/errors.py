@@ -69,6 +69,43 @@ class RequestRejected(MarketoError):
     """Any other request-level error: not retriable (a bug, bad credentials or configuration)."""
 
 
+class ImportTooLarge(RequestRejected):
+    """HTTP 413 on a bulk import: the file is 10 MB or more; split it (a resend cannot help)."""
+
+
+class ImportQueueFull(MarketoError):
+    """1016: the instance's bulk import queue holds 10 jobs; wait for one to finish, then submit."""
+
+    retriable = True
+
+
+class BatchNotFound(RequestRejected):
+    """1013 on an import's status: Marketo knows no such batch (never made, or over 7 days old)."""
+
+
+class ExportLimited(MarketoError):
+    """1029 on a bulk extract: `reason` is "queue_full" (10 jobs queued or processing) or
+    "daily_allocation" (500 MB of files today, until midnight Central Time), both retriable by
+    waiting, or "already_queued" (an enqueue of a job that is queued already)."""
+
+    retriable = True
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        text = message.lower()
+        self.reason = (
+            "daily_allocation"
+            if "quota" in text
+            else "already_queued"
+            if "already" in text
+            else "queue_full"
+        )
+
+
+class ExportFileMissing(RequestRejected):
+    """HTTP 404 on an export's file: the job is not `Completed`, unknown, or its file expired."""
+
+
 class CallAbandoned(WorkerError):
     """A call was not sent: the changes in it stopped being ours (their partition was revoked)."""
 

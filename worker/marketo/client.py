@@ -22,6 +22,7 @@ from worker.core.ids import LeadId, ListId
 from worker.core.marketo_api import MAX_BATCH
 from worker.errors import MarketoUnavailable, RequestRejected
 from worker.marketo import responses as rs
+from worker.marketo.bulk import BulkClient
 from worker.marketo.responses import FieldInfo, FolderInfo, ListInfo, RecordResult
 from worker.marketo.transport import FORM, Endpoint, Limiter, Observer, Query, Request, Transport
 
@@ -85,6 +86,10 @@ class MarketoClient:
     async def close(self) -> None:
         """Close the session if this client opened it."""
         await self._transport.close()
+
+    def bulk(self) -> BulkClient:
+        """The bulk import and extract calls, over this client's transport (token, budget)."""
+        return BulkClient(self._transport)
 
     # ---- endpoints -------------------------------------------------------------------------
 

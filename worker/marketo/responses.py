@@ -6,6 +6,7 @@ Pure: no aiohttp, no I/O. Fields the live API omits (errors, warnings, result) d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 import msgspec
@@ -13,6 +14,8 @@ import msgspec
 from worker.core import marketo_api as codes
 from worker.core.ids import LeadId, ListId
 from worker.errors import (
+    ExportLimited,
+    ImportQueueFull,
     MarketoError,
     MarketoUnavailable,
     QuotaExhausted,
@@ -22,6 +25,11 @@ from worker.errors import (
 )
 
 T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
+
+# Bulk-only request-level codes (never answered by the REST endpoints).
+IMPORT_QUEUE_FULL = "1016"  # "Too many imports": 10 bulk imports queued or importing
+EXPORT_LIMITED = "1029"  # extract queue full, daily file allocation spent, or already queued
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -236,6 +244,10 @@ def classify_code(code: str, message: str) -> MarketoError:
         return QuotaExhausted(code, message)
     if code in codes.UNAVAILABLE:
         return MarketoUnavailable(code, message)
+    if code == IMPORT_QUEUE_FULL:
+        return ImportQueueFull(code, message)
+    if code == EXPORT_LIMITED:
+        return ExportLimited(code, message)
     return RequestRejected(code, message)
 
 
@@ -330,3 +342,134 @@ def fields_from_describe(items: list[DescribeAttribute]) -> list[FieldInfo]:
         for a in items
         if a.rest is not None
     ]
+
+
+# ---- bulk lead import and extract ----------------------------------------------------------
+
+
+class ImportState(StrEnum):
+    """A bulk import batch's status, as Marketo spells it."""
+
+    QUEUED = "Queued"
+    IMPORTING = "Importing"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+
+
+class ExportState(StrEnum):
+    """A bulk extract job's status; Marketo spells the last one both ways, read as CANCELLED."""
+
+    CREATED = "Created"
+    QUEUED = "Queued"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+_EXPORT_STATES = {s.value: s for s in ExportState} | {"Canceled": ExportState.CANCELLED}
+
+
+class ImportBatch(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One `result[]` item of the import create and status calls."""
+
+    batch_id: int
+    status: ImportState
+    # The documented create answer has no counters; the status answer has them "so far".
+    num_of_leads_processed: int = 0
+    num_of_rows_failed: int = 0
+    num_of_rows_with_warning: int = 0
+    message: str | None = None
+
+
+class ExportJob(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One `result[]` item of the export create, enqueue, status and cancel calls."""
+
+    export_id: str
+    status: str  # mapped through _EXPORT_STATES: "Canceled" and "Cancelled" are one state
+    format: str = ""
+    created_at: str | None = None
+    queued_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    number_of_records: int | None = None
+    file_size: int | None = None
+    file_checksum: str | None = None
+    error_msg: str | None = None
+
+
+RAW_ROWS = msgspec.json.Decoder(Envelope[msgspec.Raw])
+
+
+@dataclass(frozen=True, slots=True)
+class ImportStatus:
+    """A bulk import batch: its status and counters (processed excludes the failed rows)."""
+
+    batch_id: int
+    status: ImportState
+    leads_processed: int
+    rows_failed: int
+    rows_warned: int
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportStatus:
+    """A bulk extract job; the file's figures are set only once it is `Completed`."""
+
+    export_id: str
+    status: ExportState
+    format: str
+    created_at: str | None
+    queued_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    number_of_records: int | None
+    file_size: int | None
+    file_checksum: str | None
+    error_msg: str | None
+
+
+def _only_item(call: str, envelope: Envelope[msgspec.Raw], shape: type[S]) -> S:
+    """The one `result[]` item of a bulk answer, decoded as `shape`; a clear error naming the
+    call when it is missing or does not fit (unknown fields are ignored)."""
+    if not envelope.result:
+        raise RequestRejected("unexpected_result", f"{call}: the answer has no result")
+    try:
+        return msgspec.json.decode(envelope.result[0], type=shape)
+    except msgspec.ValidationError as exc:
+        raise RequestRejected("unexpected_result", f"{call}: {exc}") from exc
+
+
+def import_status(call: str, envelope: Envelope[msgspec.Raw]) -> ImportStatus:
+    """The import batch a create or status call answered."""
+    item = _only_item(call, envelope, ImportBatch)
+    return ImportStatus(
+        item.batch_id,
+        item.status,
+        item.num_of_leads_processed,
+        item.num_of_rows_failed,
+        item.num_of_rows_with_warning,
+        item.message,
+    )
+
+
+def export_status(call: str, envelope: Envelope[msgspec.Raw]) -> ExportStatus:
+    """The export job a create, enqueue, status or cancel call answered."""
+    item = _only_item(call, envelope, ExportJob)
+    state = _EXPORT_STATES.get(item.status)
+    if state is None:
+        raise RequestRejected("unexpected_result", f"{call}: unknown job status {item.status!r}")
+    return ExportStatus(
+        item.export_id,
+        state,
+        item.format,
+        item.created_at,
+        item.queued_at,
+        item.started_at,
+        item.finished_at,
+        item.number_of_records,
+        item.file_size,
+        item.file_checksum,
+        item.error_msg,
+    )

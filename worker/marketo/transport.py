@@ -2,16 +2,19 @@
 token, the limiter's slots, local retries of transient errors, and each request's metrics.
 
 Raises worker.errors.MarketoError subclasses on request-level failure; worker/marketo/client.py
-builds the requests and reads the answers. Never logs the secret, the token or an email.
+and worker/marketo/bulk.py build the requests and read the answers. Most answers are Marketo's
+JSON envelope (`send`); the bulk files are not (`fetch_file`). Never logs the secret, the token or
+an email.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,8 @@ from pydantic import SecretStr
 from worker.core import marketo_api as codes
 from worker.errors import (
     CallAbandoned,
+    ExportLimited,
+    ImportQueueFull,
     MarketoError,
     MarketoUnavailable,
     QuotaExhausted,
@@ -47,10 +52,24 @@ Endpoint = Literal[
     "assets",
     "usage",
     "identity",
+    # bulk lead import and extract: every one is an HTTP request the budget counts like REST
+    "bulk_import",
+    "bulk_import_status",
+    "bulk_import_failures",
+    "bulk_import_warnings",
+    "bulk_export_create",
+    "bulk_export_enqueue",
+    "bulk_export_status",
+    "bulk_export_file",
+    "bulk_export_cancel",
 ]
 Query = tuple[tuple[str, str], ...]
+Headers = tuple[tuple[str, str], ...]
+# status, body and media type (without parameters) -> the value, or raises a MarketoError
+Reader = Callable[[int, bytes, str], T]
 
 FORM = "application/x-www-form-urlencoded"
+_JSON_MEDIA = "application/json"
 _RENEW_BEFORE_S = 60.0  # refresh when less than this remains
 _EXPIRY_SLACK_S = 1.0  # expires_in is whole seconds, so the real expiry may be this much later
 _MAX_TOKEN_WAIT_S = 60.0
@@ -62,6 +81,9 @@ _OUTCOMES: dict[type[MarketoError], str] = {
     QuotaExhausted: "quota_exhausted",
     MarketoUnavailable: "unavailable",
     RequestRejected: "rejected",
+    # the bulk queues are full (1016, 1029): the caller waits, nothing is wrong
+    ImportQueueFull: "queue_full",
+    ExportLimited: "queue_full",
 }
 
 _log = structlog.get_logger(__name__)
@@ -106,6 +128,46 @@ class Request:
     # unsent (CallAbandoned). A slot can take a whole window to come, far longer than the
     # handover a new owner of the partition waits (flush.handover_s), so the check is here.
     still_wanted: Callable[[], bool] | None = None
+    headers: Headers = ()  # extra request headers, e.g. `Range` for an export file
+
+
+@dataclass(frozen=True, slots=True)
+class FileReply:
+    """A bulk file as Marketo sent it: 200 with the whole file, 206 with the range asked for."""
+
+    status: int
+    body: bytes
+
+
+def multipart(
+    fields: Sequence[tuple[str, str]], name: str, filename: str, data: bytes, content_type: str
+) -> tuple[bytes, str]:
+    """A multipart/form-data body (RFC 7578): the form `fields`, then the file part `name`;
+    returns the body and its Content-Type (with the boundary)."""
+    boundary = secrets.token_hex(16)
+    while boundary.encode() in data:  # 2^-128 per position; the check costs one scan
+        boundary = secrets.token_hex(16)
+    parts: list[bytes] = []
+    for field, value in fields:
+        parts.append(_part_head(boundary, f'form-data; name="{_quoted(field)}"'))
+        parts.append(value.encode() + b"\r\n")
+    disposition = f'form-data; name="{_quoted(name)}"; filename="{_quoted(filename)}"'
+    parts.append(_part_head(boundary, disposition, content_type))
+    parts.append(data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _part_head(boundary: str, disposition: str, content_type: str | None = None) -> bytes:
+    head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n"
+    return (head + "\r\n").encode()
+
+
+def _quoted(text: str) -> str:
+    # As browsers do (WHATWG's form encoding): a quote or a line break would end the header
+    return text.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
 class _Stopwatch:
@@ -179,11 +241,19 @@ class Transport:
         self, request: Request, decoder: msgspec.json.Decoder[rs.Envelope[T]]
     ) -> rs.Envelope[T]:
         """Run one logical call: local retries for transient errors, token renewal, limiter."""
+        return await self._run(request, _envelope_reader(request.endpoint, decoder))
+
+    async def fetch_file(self, request: Request) -> FileReply | None:
+        """Run one call whose success is a file, not the envelope (bulk failures, warnings and
+        export files); None when Marketo answers 404 (there is no such file)."""
+        return await self._run(request, _file_reader(request.endpoint))
+
+    async def _run(self, request: Request, read: Reader[T]) -> T:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._authorized(request, decoder)
+                return await self._authorized(request, read)
             except QuotaExhausted:
                 self._limiter.quota_exhausted()
                 _log.warning("marketo.quota_exhausted", endpoint=request.endpoint)
@@ -207,15 +277,13 @@ class Transport:
         )
         await self._sleep(delay_s)
 
-    async def _authorized(
-        self, request: Request, decoder: msgspec.json.Decoder[rs.Envelope[T]]
-    ) -> rs.Envelope[T]:
+    async def _authorized(self, request: Request, read: Reader[T]) -> T:
         """Send with the current token; on 601/602 renew it and retry once (twice on 602, 602)."""
         failures: list[str] = []
         while True:
             token = await self._current_token()
             try:
-                return await self._attempt(request, decoder, token.value)
+                return await self._attempt(request, read, token.value)
             except TokenExpired as error:
                 failures.append(error.code)
                 _log.info("marketo.token_rejected", code=error.code, failures=len(failures))
@@ -227,12 +295,11 @@ class Transport:
                     await self._wait_for_expiry(token)
                 await self._renew(token)
 
-    async def _attempt(
-        self, request: Request, decoder: msgspec.json.Decoder[rs.Envelope[T]], token: str
-    ) -> rs.Envelope[T]:
+    async def _attempt(self, request: Request, read: Reader[T], token: str) -> T:
         headers = {"Authorization": f"Bearer {token}"}
         if request.content_type is not None:
             headers["Content-Type"] = request.content_type
+        headers.update(request.headers)
         url = self._base_url + request.path
         with self._observe(request.endpoint) as watch:
             try:
@@ -244,28 +311,17 @@ class Transport:
                     # timed alone, without the wait for the slot: a slow Marketo shows as
                     # such, apart from a full budget (budget_wait_seconds)
                     with watch.running():
-                        status, body = await self._http(
+                        status, body, media = await self._http(
                             request.method, url, request.query, request.body, headers
                         )
             except TimeoutError as exc:
                 # The limiter may bound a slot's time itself (asyncio.timeout around the body).
                 raise MarketoUnavailable("timeout", "call slot timed out") from exc
-            reply = rs.parse(decoder, status, body)
-            if isinstance(reply, rs.Failure):
-                error = reply.error
-                _log.info(
-                    "marketo.request_failed",
-                    endpoint=request.endpoint,
-                    code=error.code,
-                    request_id=reply.request_id,
-                    retriable=error.retriable,
-                )
-                raise error
-            return reply
+            return read(status, body, media)
 
     async def _http(
         self, method: str, url: str, query: Query, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, str]:
         session = self._open_session()
         try:
             async with session.request(
@@ -277,7 +333,7 @@ class Transport:
                 allow_redirects=False,
                 timeout=self._timeout,  # also when the session was given to us
             ) as response:
-                return response.status, await response.read()
+                return response.status, await response.read(), response.content_type
         except TimeoutError as exc:
             # The request may have been applied; our writes are idempotent, so a retry is safe.
             raise MarketoUnavailable("timeout", "no answer in time") from exc
@@ -346,7 +402,9 @@ class Transport:
         headers = {"Content-Type": FORM}
         with self._observe("identity") as watch:
             with watch.running():
-                status, body = await self._http("POST", url, (), urlencode(form).encode(), headers)
+                status, body, _ = await self._http(
+                    "POST", url, (), urlencode(form).encode(), headers
+                )
             reply = _token_reply(status, body)
         now_s = self._clock()
         expires_at_s = now_s + reply.expires_in
@@ -356,6 +414,46 @@ class Transport:
         renew_at_s = expires_at_s + _EXPIRY_SLACK_S if reused else expires_at_s - _RENEW_BEFORE_S
         _log.info("marketo.token_refreshed", expires_in_s=reply.expires_in, reused=reused)
         return _Token(reply.access_token, expires_at_s, renew_at_s)
+
+
+def _refused(endpoint: Endpoint, error: MarketoError, request_id: str | None) -> MarketoError:
+    _log.info(
+        "marketo.request_failed",
+        endpoint=endpoint,
+        code=error.code,
+        request_id=request_id,
+        retriable=error.retriable,
+    )
+    return error
+
+
+def _envelope_reader(
+    endpoint: Endpoint, decoder: msgspec.json.Decoder[rs.Envelope[T]]
+) -> Reader[rs.Envelope[T]]:
+    def read(status: int, body: bytes, _media: str) -> rs.Envelope[T]:
+        reply = rs.parse(decoder, status, body)
+        if isinstance(reply, rs.Failure):
+            raise _refused(endpoint, reply.error, reply.request_id)
+        return reply
+
+    return read
+
+
+def _file_reader(endpoint: Endpoint) -> Reader[FileReply | None]:
+    def read(status: int, body: bytes, media: str) -> FileReply | None:
+        if status == 404:
+            return None  # the file endpoints' "no such file", a plain-text page, not an error
+        # A file's first line is a header of field names; an envelope is a JSON object (its
+        # media type is not trusted alone: a proxy may relabel it).
+        if status in (200, 206) and media != _JSON_MEDIA and not body.lstrip().startswith(b"{"):
+            return FileReply(status, body)
+        # Errors (606, 615, 607, 601/602, ...) still come in the JSON envelope, as on REST.
+        error = rs.classify(status, body) or RequestRejected(
+            "unexpected_result", "a JSON success where a file was expected"
+        )
+        raise _refused(endpoint, error, None)
+
+    return read
 
 
 def _token_reply(status: int, body: bytes) -> rs.TokenReply:
