@@ -21,6 +21,9 @@ ASSET_NOT_FOUND: Final = "702"  # Asset API: no record with that id
 BLOCKED_BY_RULE: Final = "709"  # Asset API: a business rule refused it (e.g. a name taken)
 NOT_A_LOOKUP_FIELD: Final = "1011"  # the field is not supported as lookupField or filterType
 LIST_NOT_FOUND: Final = "1013"
+# bulk only (never answered by the REST endpoints)
+IMPORT_QUEUE_FULL: Final = "1016"  # "Too many imports": 10 bulk imports queued or importing
+EXPORT_LIMITED: Final = "1029"  # extract queue full, daily file allocation spent, or already queued
 
 # Record-level codes (`reasons[]` of a skipped record): one record's outcome, not the call's.
 LEAD_NOT_FOUND: Final = "1004"  # the lead id is gone from Marketo (the person merged or deleted)

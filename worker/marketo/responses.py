@@ -27,10 +27,6 @@ from worker.errors import (
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
 
-# Bulk-only request-level codes (never answered by the REST endpoints).
-IMPORT_QUEUE_FULL = "1016"  # "Too many imports": 10 bulk imports queued or importing
-EXPORT_LIMITED = "1029"  # extract queue full, daily file allocation spent, or already queued
-
 
 class Problem(msgspec.Struct, frozen=True):
     """An `errors[]` or `reasons[]` item; Marketo quotes codes, but an int is tolerated."""
@@ -244,9 +240,9 @@ def classify_code(code: str, message: str) -> MarketoError:
         return QuotaExhausted(code, message)
     if code in codes.UNAVAILABLE:
         return MarketoUnavailable(code, message)
-    if code == IMPORT_QUEUE_FULL:
+    if code == codes.IMPORT_QUEUE_FULL:
         return ImportQueueFull(code, message)
-    if code == EXPORT_LIMITED:
+    if code == codes.EXPORT_LIMITED:
         return ExportLimited(code, message)
     return RequestRejected(code, message)
 
