@@ -3,15 +3,25 @@
 Desired membership comes from the worker's state topic, read but never written (the worker owns
 it). Spends the WHOLE group budget (share 1.0): run it while the worker is quiet, or lower
 WORKER_MARKETO__BUDGET__CALLS_PER_WINDOW for it.
+
+A list is read by REST pages (1 call per 300 members) or, above `--bulk-above` members, by a bulk
+extract of its ids and emails (a handful of calls: worker/core/extract_plan.py says where the
+line is and why). Marketo's list lookup gives no member count, so the audience's desired size
+stands for the list's: an audience above the line is extracted at once, and a list paged by REST
+that proves larger than the line is extracted instead. An interrupted run (Ctrl-C, SIGTERM) or
+one that gives up cancels its extract job.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import signal
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TextIO, TypeVar
 
 import msgspec
@@ -20,15 +30,19 @@ import structlog
 from worker.commands.command import Command, config_parser
 from worker.commands.exit_codes import ExitCode
 from worker.core import drift, snapshot
+from worker.core.bulk_csv import read_export
+from worker.core.extract_plan import DEADLINE_S, DEFAULT_BULK_ABOVE, REFRESH_S, ExtractPlan
 from worker.core.ids import AudienceId, LeadId, ListId
 from worker.core.marketo_api import LEAD_NOT_FOUND, MAX_BATCH, NOT_IN_LIST
 from worker.core.profile import ProfileState
-from worker.errors import ConfigError, MarketoError
+from worker.errors import ConfigError, ExportLimited, MarketoError
 from worker.flusher import LeadFields, ListWriter, RecordResult
 from worker.kafka.changelog import read_partition
 from worker.kafka.replay import partition_count
+from worker.marketo.bulk import BulkClient, ByteRange
 from worker.marketo.client import MarketoClient, connect
 from worker.marketo.limiter import limiter_for
+from worker.marketo.responses import ExportState, ExportStatus
 from worker.settings import Audience, Settings
 from worker.startup.checks import startup_checks
 from worker.startup.provisioning import find_lists, resolve_lists
@@ -39,20 +53,63 @@ T = TypeVar("T")
 EMAIL = ("id", "email")  # the member fields read: the lead id and the match key
 SHOWN = 10  # differences listed per direction and list by --dry-run
 Tally = Counter[str]  # what a repair did to one list: added, removed, refused, unmatched
+Sleep = Callable[[float], Awaitable[None]]
+RUNNING = frozenset({ExportState.CREATED, ExportState.QUEUED, ExportState.PROCESSING})
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
-    """Parse `resync CONFIG [--audience ID] [--dry-run]`."""
+    """Parse `resync CONFIG [--audience ID] [--dry-run] [--bulk-above N] [--bulk-poll-s S]
+    [--bulk-wait-s S]`."""
     parser = config_parser(
         "resync",
         description="Compare static lists with the audiences in the worker's state; repair drift.",
         epilog="exit codes: 0 repaired (or, with --dry-run, the differences printed); 1 Marketo "
-        "refused something or stopped the run (running again is safe); 2 configuration error, "
-        "unknown --audience or Kafka unreachable",
+        "refused something or stopped the run, a bulk extract included (running again is safe); "
+        "2 configuration error, unknown --audience or Kafka unreachable; 130 interrupted "
+        "(Ctrl-C or SIGTERM; an extract job in progress is cancelled)",
     )
     parser.add_argument("--audience", help="only this audience id (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="report the drift; change nothing")
+    parser.add_argument(
+        "--bulk-above",
+        type=_count,
+        default=DEFAULT_BULK_ABOVE,
+        metavar="N",
+        help="read a list of more than N members by a bulk extract instead of REST pages "
+        f"(default {DEFAULT_BULK_ABOVE:,}: from there the extract's handful of calls beats a "
+        "call per 300 members)",
+    )
+    parser.add_argument(
+        "--bulk-poll-s",
+        type=_seconds,
+        default=REFRESH_S,
+        metavar="S",
+        help=f"first wait between extract status reads, doubling to 5 minutes (default "
+        f"{REFRESH_S:g}: Marketo refreshes a job's status once a minute)",
+    )
+    parser.add_argument(
+        "--bulk-wait-s",
+        type=_seconds,
+        default=DEADLINE_S,
+        metavar="S",
+        help=f"give up (and cancel the job) when an extract is not done after S seconds "
+        f"(default {DEADLINE_S:g})",
+    )
     return parser.parse_args(argv)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a count of members: {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text}")
+    return value
 
 
 def run(args: argparse.Namespace, settings: Settings) -> ExitCode:
@@ -62,11 +119,19 @@ def run(args: argparse.Namespace, settings: Settings) -> ExitCode:
         known = ", ".join(a.id for a in settings.audiences)
         print(f"--audience: unknown audience {args.audience!r} (known: {known})", file=sys.stderr)
         return ExitCode.USAGE
+    plan = ExtractPlan(
+        bulk_above=args.bulk_above, refresh_s=args.bulk_poll_s, deadline_s=args.bulk_wait_s
+    )
     try:
-        return asyncio.run(resync(settings, chosen, dry_run=args.dry_run, out=sys.stdout))
+        return asyncio.run(
+            resync(settings, chosen, dry_run=args.dry_run, out=sys.stdout, plan=plan)
+        )
     except MarketoError as exc:  # every repair is idempotent: running again is safe
         print(f"resync stopped: {exc}", file=sys.stderr)
         return ExitCode.INCOMPLETE
+    except (KeyboardInterrupt, asyncio.CancelledError):  # SIGTERM cancels the run's task
+        print("resync interrupted (running again is safe)", file=sys.stderr)
+        return ExitCode.INTERRUPTED
 
 
 def _always(_args: argparse.Namespace) -> bool:
@@ -74,9 +139,32 @@ def _always(_args: argparse.Namespace) -> bool:
 
 
 async def resync(
-    settings: Settings, audiences: Sequence[Audience], *, dry_run: bool, out: TextIO
+    settings: Settings,
+    audiences: Sequence[Audience],
+    *,
+    dry_run: bool,
+    out: TextIO,
+    plan: ExtractPlan | None = None,
 ) -> ExitCode:
-    """Read state and lists, then print the drift (dry run) or repair it and print the outcome."""
+    """Read state and lists, then print the drift (dry run) or repair it and print the outcome;
+    SIGTERM cancels the run as Ctrl-C does, so an extract job in progress is cancelled."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await _resync(settings, audiences, dry_run, out, plan or ExtractPlan())
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _resync(
+    settings: Settings,
+    audiences: Sequence[Audience],
+    dry_run: bool,
+    out: TextIO,
+    plan: ExtractPlan,
+) -> ExitCode:
     wanted = await asyncio.to_thread(read_desired, settings, audiences)
     # an operator action: the whole group budget at once (module docstring)
     limiter = limiter_for(settings.marketo, initial_share=1.0)
@@ -91,7 +179,7 @@ async def resync(
             if dry_run  # a dry run only looks: a missing list by name is None
             else dict(await resolve_lists(client, settings.audiences, m.list_folder, only=chosen))
         )
-        drifts = await _survey(client, lists, wanted)
+        drifts = await _survey(ListReader(client, plan), lists, wanted)
         if dry_run:
             print_plan(drifts, lists, out)
             return ExitCode.OK
@@ -131,20 +219,166 @@ def _latest_states(config: Mapping[str, str], topic: str, partition: int) -> Ite
 
 
 async def _survey(
-    client: MarketoClient, lists: Mapping[AudienceId, ListId | None], wanted: drift.Desired
+    reader: ListReader, lists: Mapping[AudienceId, ListId | None], wanted: drift.Desired
 ) -> dict[AudienceId, drift.Drift]:
     """Read each list's members and compare them with the wanted persons."""
     members: dict[AudienceId, dict[LeadId, str | None]] = {}
     for audience, list_id in lists.items():
         members[audience] = {}
         if list_id is not None:  # a missing list (dry run) has no members yet
-            pages = client.list_members(list_id, EMAIL)
-            members[audience] = drift.members_of([row async for page in pages for row in page])
+            rows = await reader.members(list_id, desired=len(wanted.by_audience[audience]))
+            members[audience] = drift.members_of(rows)
     known = drift.known_lead_ids(members.values())
     return {
         a: drift.with_known_ids(drift.diff(wanted.by_audience[a], m), known)
         for a, m in members.items()
     }
+
+
+class ListReader:
+    """A static list's members (`id`, `email`): REST pages for a small list, a bulk extract
+    above the plan's line (module docstring). `sleep` and `clock` are injected for tests."""
+
+    def __init__(
+        self,
+        client: MarketoClient,
+        plan: ExtractPlan,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.sleep = sleep
+        self.clock = clock
+
+    async def members(self, list_id: ListId, *, desired: int) -> list[dict[str, object]]:
+        """The list's members as rows of `id` (int) and `email`."""
+        if not self.plan.starts_in_bulk(desired):
+            rows: list[dict[str, object]] = []
+            async for page in self.client.list_members(list_id, EMAIL):
+                rows.extend(page)
+                if self.plan.switches(len(rows)):
+                    break
+            else:
+                log.info("resync.list_read", list_id=list_id, lane="rest", members=len(rows))
+                return rows
+            log.info("resync.list_larger_than_audience", list_id=list_id, desired=desired)
+        return await self.extract(list_id)
+
+    async def extract(self, list_id: ListId) -> list[dict[str, object]]:
+        """Read the list through one bulk extract job, cancelled if the read does not end well
+        while the job may still run (interrupted, given up, a call failing)."""
+        bulk = self.client.bulk()
+        started = self.clock()
+        try:
+            export_id = await bulk.export_create(EMAIL, static_list_id=list_id)
+        except ExportLimited as limited:
+            raise _limit_error(limited) from limited
+        try:
+            status = await self._enqueue(bulk, export_id)
+            status = await self._wait(bulk, export_id, status)
+        except BaseException:  # the job may still run: nobody else would cancel it
+            await _cancel(bulk, export_id)
+            raise
+        if status.status is ExportState.FAILED:
+            raise MarketoError("export_failed", f"extract {export_id}: {status.error_msg}")
+        if status.status is ExportState.CANCELLED:  # by another run with these credentials
+            raise MarketoError("export_cancelled", f"extract {export_id} was cancelled")
+        rows = await self._download(bulk, status)
+        log.info(
+            "resync.list_read",
+            list_id=list_id,
+            lane="extract",
+            members=len(rows),
+            seconds=round(self.clock() - started, 1),
+        )
+        return rows
+
+    async def _enqueue(self, bulk: BulkClient, export_id: str) -> ExportStatus:
+        refusals = 0
+        while True:
+            try:
+                return await bulk.export_enqueue(export_id)
+            except ExportLimited as limited:
+                wait_s = self.plan.limited_wait_s(refusals)
+                if limited.reason != "queue_full" or wait_s is None:
+                    raise _limit_error(limited, refusals) from limited
+            refusals += 1
+            log.info("resync.export_queue_full", export_id=export_id, wait_s=wait_s)
+            await self.sleep(wait_s)
+
+    async def _wait(self, bulk: BulkClient, export_id: str, status: ExportStatus) -> ExportStatus:
+        """Read the status with backoff until the job ends (completed, failed or cancelled);
+        MarketoError when the deadline comes first."""
+        enqueued, polls = self.clock(), 0
+        while status.status in RUNNING:
+            wait_s = self.plan.wait_s(polls)
+            elapsed_s = self.clock() - enqueued
+            if self.plan.gives_up(elapsed_s, wait_s):
+                raise MarketoError(
+                    "export_timeout",
+                    f"extract {export_id} still {status.status} after {elapsed_s:.0f} s "
+                    f"(--bulk-wait-s {self.plan.deadline_s:g}): cancelled",
+                )
+            await self.sleep(wait_s)
+            status = await bulk.export_status(export_id)
+            polls += 1
+        return status
+
+    async def _download(self, bulk: BulkClient, status: ExportStatus) -> list[dict[str, object]]:
+        """The completed job's file, in ranges when large, checked against its size, checksum
+        and record count."""
+        size = status.file_size
+        ranges: list[ByteRange | None] = (
+            list(self.plan.ranges(size))
+            if size is not None and size > self.plan.range_bytes
+            else [None]
+        )
+        data = b"".join([await bulk.export_file(status.export_id, r) for r in ranges])
+        _check_file(status, data)
+        rows = read_export(data) if data else []
+        if status.number_of_records is not None and len(rows) != status.number_of_records:
+            raise MarketoError(
+                "export_file",
+                f"extract {status.export_id}: {len(rows)} rows for {status.number_of_records}",
+            )
+        try:  # the file's ids are text; the REST pages' are numbers, as drift reads them
+            return [{"id": int(str(row["id"])), "email": row.get("email")} for row in rows]
+        except (KeyError, ValueError) as exc:
+            raise MarketoError("export_file", f"extract {status.export_id}: bad id") from exc
+
+
+def _check_file(status: ExportStatus, data: bytes) -> None:
+    if status.file_size is not None and len(data) != status.file_size:
+        raise MarketoError(
+            "export_file", f"extract {status.export_id}: {len(data)} bytes for {status.file_size}"
+        )
+    checksum = status.file_checksum or ""
+    if checksum.startswith("sha256:") and hashlib.sha256(data).hexdigest() != checksum[7:]:
+        raise MarketoError("export_file", f"extract {status.export_id}: checksum mismatch")
+
+
+def _limit_error(limited: ExportLimited, refusals: int = 0) -> MarketoError:
+    """1029 as the operator's error: which limit, and what to do."""
+    if limited.reason == "daily_allocation":
+        why = (
+            "Marketo's daily bulk extract allocation (500 MB) is spent until midnight Central "
+            "Time: run again then, or read by REST pages with --bulk-above above the list's size"
+        )
+    else:
+        why = f"Marketo's extract queue was still full after {refusals} waits: run again later"
+    return MarketoError(limited.code, why)
+
+
+async def _cancel(bulk: BulkClient, export_id: str) -> None:
+    """Cancel a job left behind; a failure is logged, never raised over the reason we stop."""
+    try:
+        await bulk.export_cancel(export_id)
+    except MarketoError as exc:  # the reason we stop matters more; the job ends by itself
+        log.warning("resync.export_cancel_failed", export_id=export_id, error=str(exc))
+    else:
+        log.info("resync.export_cancelled", export_id=export_id)
 
 
 class Repair:
