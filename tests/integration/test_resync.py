@@ -32,6 +32,17 @@ pytestmark = pytest.mark.integration
 AUDIENCES = [{"id": "fr", "name": "France", "rule": 'country == "FR"', "list": {"name": "France"}}]
 WANTED = {f"fr{i}@example.com" for i in range(5)}
 MEMBERSHIP_ENDPOINTS = ("syncLeads", "addToList", "removeFromList")
+# the calls that read a list's members: REST pages, or the bulk extract's job and file
+READ_ENDPOINTS = (
+    "getListMembers",
+    "createExportLeads",
+    "enqueueExportLeads",
+    "getExportLeadsStatus",
+    "getExportLeadsFile",
+    "cancelExportLeads",
+)
+LARGE = 3_000  # members of the large list: ten REST pages
+BULK_ABOVE = "2000"  # the large list is above it, the small one far below
 
 
 @dataclass(frozen=True)
@@ -89,14 +100,30 @@ def membership_calls(sandbox: SandboxProcess) -> dict[str, object]:
     return {name: calls.get(name) for name in MEMBERSHIP_ENDPOINTS}
 
 
-@pytest.fixture(scope="module")
-def converged(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[SandboxProcess, Path]]:
-    """The worker ran on a few profiles until the list was exact, then stopped."""
-    tmp = tmp_path_factory.mktemp("resync")
-    topic = new_input_topic(kafka_bootstrap, partitions=2)
-    people = [(email, "FR") for email in sorted(WANTED)] + [("de@example.com", "DE")]
+def read_calls(sandbox: SandboxProcess) -> dict[str, int]:
+    """The list-reading calls the sandbox counted so far, by endpoint (every outcome)."""
+    calls = sandbox.stats()["calls"]
+    assert isinstance(calls, dict)
+    return {name: sum(calls.get(name, {}).values()) for name in READ_ENDPOINTS}
+
+
+def spent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """The list-reading calls between two counts, without the endpoints not called."""
+    return {
+        name: after[name] - before[name] for name in READ_ENDPOINTS if after[name] > before[name]
+    }
+
+
+def fill_list(
+    bootstrap: str,
+    sandbox: SandboxProcess,
+    tmp: Path,
+    people: list[tuple[str, str]],
+    wanted: set[str],
+) -> Path:
+    """Run the worker on one profile per (email, country) until the list holds `wanted`, then
+    stop it; return its config."""
+    topic = new_input_topic(bootstrap, partitions=2)
     events = [
         event(
             f"p-{i}",
@@ -106,15 +133,25 @@ def converged(
         )
         for i, (email, country) in enumerate(people)
     ]
+    config = write_config(tmp / "c.yaml", bootstrap, sandbox.url, topic, AUDIENCES)
+    worker = WorkerProcess(config, tmp / "w.log")
+    try:
+        produce(bootstrap, topic, events)
+        wait_for_lists(sandbox, {"France": wanted}, timeout_s=180)
+    finally:
+        assert worker.stop() == 0, worker.log.read_text()[-3000:]
+    return config
+
+
+@pytest.fixture(scope="module")
+def converged(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[SandboxProcess, Path]]:
+    """The worker ran on a few profiles until the list was exact, then stopped."""
+    people = [(email, "FR") for email in sorted(WANTED)] + [("de@example.com", "DE")]
     with SandboxProcess("--no-limits") as sandbox:
-        config = write_config(tmp / "c.yaml", kafka_bootstrap, sandbox.url, topic, AUDIENCES)
-        worker = WorkerProcess(config, tmp / "w.log")
-        try:
-            produce(kafka_bootstrap, topic, events)
-            wait_for_lists(sandbox, {"France": WANTED}, timeout_s=120)
-        finally:
-            assert worker.stop() == 0, worker.log.read_text()[-3000:]
-        yield sandbox, config
+        tmp = tmp_path_factory.mktemp("resync")
+        yield sandbox, fill_list(kafka_bootstrap, sandbox, tmp, people, WANTED)
 
 
 @pytest.fixture
@@ -190,3 +227,128 @@ def test_audience_option_errors_name_the_audience_key_in_the_file(
     assert result.returncode == 2, result.stderr[-3000:]
     # log lines share stderr; the error is the last line
     assert result.stderr.splitlines()[-1] == "audiences[1].list.id: static list 4242 not found"
+
+
+@dataclass(frozen=True)
+class LargeReads:
+    """A list of 3,000 members that drifted, read by `resync --dry-run` by REST pages and by a
+    bulk extract: each run's output and the list-reading calls it spent."""
+
+    sandbox: SandboxProcess
+    config: Path
+    wanted: set[str]
+    list_id: int
+    rest: subprocess.CompletedProcess[str]
+    bulk: subprocess.CompletedProcess[str]
+    rest_calls: dict[str, int]
+    bulk_calls: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def large_reads(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LargeReads]:
+    """The worker filled the list (a sandbox whose extracts refresh every second and take no
+    time), strangers were added and members removed through REST, then two dry runs read it."""
+    wanted = {f"big{i}@example.com" for i in range(LARGE)}
+    fast_extracts = ("--bulk-status-interval-s", "1", "--bulk-export-rows-per-s", "0")
+    with SandboxProcess("--no-limits", *fast_extracts) as sandbox:
+        tmp = tmp_path_factory.mktemp("resync-large")
+        people = [(email, "FR") for email in sorted(wanted)]
+        config = fill_list(kafka_bootstrap, sandbox, tmp, people, wanted)
+        state: dict[str, Any] = sandbox.state()
+        (list_id,) = [item["id"] for item in state["lists"] if item["name"] == "France"]
+        by_email = {lead["email"]: lead["id"] for lead in state["leads"]}
+        strangers = rest(
+            sandbox,
+            "POST",
+            "/rest/v1/leads.json",
+            {
+                "action": "createOrUpdate",
+                "lookupField": "email",
+                "input": [{"email": f"stranger{i}@example.com"} for i in range(3)],
+            },
+        )
+        members = f"/rest/v1/lists/{list_id}/leads.json"
+        rest(sandbox, "POST", members, {"input": [{"id": r["id"]} for r in strangers["result"]]})
+        dropped = [{"id": by_email[f"big{i}@example.com"]} for i in (7, 1234)]
+        rest(sandbox, "DELETE", members, {"input": dropped})
+        before = read_calls(sandbox)
+        by_rest = run_command("worker.commands.resync", str(config), "--dry-run")
+        middle = read_calls(sandbox)
+        by_bulk = run_command(
+            "worker.commands.resync",
+            str(config),
+            "--dry-run",
+            "--bulk-above",
+            BULK_ABOVE,
+            "--bulk-poll-s",
+            "1",
+        )
+        after = read_calls(sandbox)
+        yield LargeReads(
+            sandbox,
+            config,
+            wanted,
+            int(list_id),
+            by_rest,
+            by_bulk,
+            spent(before, middle),
+            spent(middle, after),
+        )
+
+
+def test_a_large_list_read_by_extract_shows_the_drift_rest_pages_show(
+    large_reads: LargeReads,
+) -> None:
+    """Above --bulk-above, the dry run prints exactly what the REST read printed: 3,001 in
+    Marketo, 3,000 desired, 2 to add, 3 to remove, the same leads named."""
+    for result in (large_reads.rest, large_reads.bulk):
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert row(large_reads.bulk.stdout, "fr")[2:] == ["3001", "3000", "2", "3"]
+    assert large_reads.bulk.stdout == large_reads.rest.stdout
+
+
+def test_a_large_list_is_read_by_one_extract_of_id_and_email(large_reads: LargeReads) -> None:
+    """The sandbox shows one completed job over the list, with the fields id and email."""
+    state: dict[str, Any] = large_reads.sandbox.state()
+    exports = state["exports"]
+    assert [(e["staticListId"], e["fields"], e["status"]) for e in exports] == [
+        (large_reads.list_id, ["id", "email"], "Completed")
+    ]
+
+
+def test_the_extract_reads_the_list_in_a_handful_of_calls_instead_of_pages(
+    large_reads: LargeReads,
+) -> None:
+    """REST: 11 pages for 3,001 members; the extract: create, enqueue, a status read or two,
+    one file, and no page."""
+    assert large_reads.rest_calls == {"getListMembers": 11}
+    bulk = large_reads.bulk_calls
+    assert set(bulk) == {
+        "createExportLeads",
+        "enqueueExportLeads",
+        "getExportLeadsStatus",
+        "getExportLeadsFile",
+    }
+    assert (bulk["createExportLeads"], bulk["enqueueExportLeads"], bulk["getExportLeadsFile"]) == (
+        1,
+        1,
+        1,
+    )
+    assert sum(bulk.values()) <= 6
+
+
+def test_resync_through_an_extract_makes_the_large_list_exact(large_reads: LargeReads) -> None:
+    """The repair after an extract read adds the 2 and removes the 3 strangers."""
+    result = run_command(
+        "worker.commands.resync",
+        str(large_reads.config),
+        "--bulk-above",
+        BULK_ABOVE,
+        "--bulk-poll-s",
+        "1",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert row(result.stdout, "fr")[1:] == ["3001", "3000", "2", "3", "2", "3", "0"]
+    assert list_members(large_reads.sandbox)["France"] == large_reads.wanted

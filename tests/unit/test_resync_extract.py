@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import os
 import random
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import orjson
 import pytest
 from pydantic import SecretStr
 
 from tests.fakes import FakeClock, FakeMarketo, RecordingLimiter, ServeMarketo, ok
+from worker.commands import resync as resync_command
+from worker.commands.exit_codes import ExitCode
 from worker.commands.resync import ListReader
 from worker.core.extract_plan import ExtractPlan
 from worker.core.ids import ListId
 from worker.errors import MarketoError
 from worker.marketo.client import MarketoClient
 from worker.marketo.transport import Transport
+from worker.settings import Settings
 
 JOB_ID = "0b6b5e8a-7c1f-4b8e-9a39-2b4f1d6a0c11"
 JOB = f"/bulk/v1/leads/export/{JOB_ID}"
@@ -216,3 +223,22 @@ async def test_a_list_larger_than_its_audience_switches_to_an_extract(rig: Rig) 
     rig.script_job(completed())
     assert await rig.reader(ExtractPlan(bulk_above=3)).members(LIST, desired=1) == ROWS
     assert len(rig.fake.calls(MEMBERS)) == 2
+
+
+async def test_sigterm_cancels_the_run_as_ctrl_c_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM cancels the resync task as Ctrl-C does, so an extract in progress is cancelled."""
+    started = asyncio.Event()
+
+    async def waits_forever(*_args: object) -> ExitCode:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never reached")
+
+    monkeypatch.setattr(resync_command, "_resync", waits_forever)
+    run = asyncio.ensure_future(
+        resync_command.resync(cast(Settings, None), [], dry_run=True, out=io.StringIO())
+    )
+    await started.wait()
+    os.kill(os.getpid(), signal.SIGTERM)
+    with pytest.raises(asyncio.CancelledError):
+        await run
