@@ -239,7 +239,8 @@ class Flusher:
         """The lane's next call: for the backlog, a bulk job first (it takes the adds that
         would otherwise need lead syncs); a lead sync (list entries wait for its lead ids),
         then a list call, then a person deletion."""
-        if lane is Lane.BACKLOG and self.bulk is not None:
+        # not in a shutdown's drain (`force`): a job takes minutes, the drain seconds
+        if lane is Lane.BACKLOG and self.bulk is not None and not force:
             job = self.outbox.next_bulk_job(skip=self.bulk.paused(now) | refused)
             if job is not None:
                 return job
