@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from worker.bulk_lane import BulkWriter
 from worker.core import activation
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, ListId, ProfileId
@@ -60,6 +61,7 @@ class Edges:
     writer: ListWriter
     list_ids: dict[AudienceId, ListId]
     converter: Converter
+    bulk: BulkWriter | None = None  # Marketo's bulk import; None: no bulk lane (a dry run)
 
 
 def handle_stop_signals() -> asyncio.Event:
@@ -126,7 +128,7 @@ async def run(settings: Settings) -> int:
             if prepared is None:
                 return 0
             converter, list_ids = prepared
-            edges = Edges(config, partitions, limiter, client, list_ids, converter)
+            edges = Edges(config, partitions, limiter, client, list_ids, converter, client.bulk())
             return await serve(settings, metrics, edges, stop, health)
         finally:
             await client.close()
@@ -155,8 +157,11 @@ async def serve(
     return 0
 
 
-def build_core(settings: Settings, list_ids: Mapping[AudienceId, ListId]) -> Core:
-    """The pure state: the partitions' table, the ledger, the profile states and the outbox."""
+def build_core(
+    settings: Settings, list_ids: Mapping[AudienceId, ListId], *, bulk: bool = False
+) -> Core:
+    """The pure state: the partitions' table, the ledger, the profile states and the outbox;
+    with `bulk` (a bulk client), the bulk lane for large backlogs of adds."""
     audiences = build_audiences(settings)
     paths = settings.retained_paths()
     ledger = OffsetLedger()
@@ -168,8 +173,17 @@ def build_core(settings: Settings, list_ids: Mapping[AudienceId, ListId]) -> Cor
         settings.flush.max_batch,
         settings.flush.max_linger_s,
         delete_persons=settings.marketo.delete_persons,
+        bulk_threshold=bulk_threshold(settings) if bulk else None,
     )
     return Core(Partitions(), ledger, store, outbox, audiences, paths)
+
+
+def bulk_threshold(settings: Settings) -> int | None:
+    """The backlog adds of a list that go by bulk import; None: never. Not with `match_only`,
+    which promises never to create a person: an import creates those it does not match."""
+    if settings.marketo.person_creation == "match_only":
+        return None
+    return settings.flush.bulk_threshold or None
 
 
 def build_flusher(
@@ -192,6 +206,7 @@ def build_flusher(
         max_in_flight=settings.marketo.budget.concurrency,
         parked_until=edges.limiter.quota_parked_until,
         room=edges.limiter,
+        bulk=edges.bulk,
     )
 
 
@@ -208,7 +223,7 @@ def build_loop(
         k.state_topic,
         max_message_bytes(config, k.dead_letter_topic, TOPIC_MAX_BYTES),
     )
-    core = build_core(settings, edges.list_ids)
+    core = build_core(settings, edges.list_ids, bulk=edges.bulk is not None)
     partitions = core.partitions
 
     def on_stats(stats_json: str) -> None:

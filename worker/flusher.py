@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
+from worker.bulk_lane import BulkLane, BulkWriter
 from worker.core.buffers import Lane
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
 from worker.core.outbox import (
+    BulkJob,
     Call,
     EraseCall,
     LeadSyncCall,
@@ -145,6 +147,7 @@ class Flusher:
         wall: Callable[[], float] = time.time,
         parked_until: Callable[[], float | None] = lambda: None,
         room: CallRoom | None = None,
+        bulk: BulkWriter | None = None,
     ) -> None:
         self.outbox = outbox
         self.writer = writer
@@ -167,6 +170,14 @@ class Flusher:
         # so a deleted list or a missing permission never holds back the other lists
         self.refused_until: dict[AudienceId | None, float] = {}
         self.turns = Turns()
+        # the bulk lane's jobs (worker.bulk_lane); None: no bulk client, the outbox makes no job
+        self.bulk = (
+            None
+            if bulk is None
+            else BulkLane(
+                outbox, bulk, store, fields, list_ids, clock, self._spawn_step, self._apply
+            )
+        )
 
     def blocked(self, now: float) -> bool:
         """Tell whether Marketo takes no new work at `now` (a backoff, or the quota parked)."""
@@ -177,6 +188,8 @@ class Flusher:
         started = 0
         if now < self.backpressure_until and not force:
             return 0
+        if self.bulk is not None:
+            self.bulk.start_due(now)  # a job's next step, when its wait is over
         while len(self.tasks) < self.max_in_flight:
             call = self._next_call(now, force)
             if call is None:
@@ -186,6 +199,10 @@ class Flusher:
         return started
 
     def _spawn(self, call: Call) -> None:
+        if isinstance(call, BulkJob):
+            assert self.bulk is not None  # the outbox makes jobs only with a bulk client
+            self.bulk.begin(call)  # its steps run as tasks of their own, each when due
+            return
         task = asyncio.create_task(self._run(call))
         self.tasks.add(task)
         self.unstarted.add(task)
@@ -210,11 +227,23 @@ class Flusher:
         """Tell whether a call of `lane` could start at once, after those spawned not yet run."""
         return self.room is None or self.room.room(lane) > len(self.unstarted)
 
+    def _spawn_step(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run a bulk job's step as a task, seen by the drain as any call is."""
+        task = asyncio.create_task(step)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     def _next_in(
         self, lane: Lane, now: float, force: bool, refused: set[AudienceId | None]
     ) -> Call | None:
-        """The lane's next call: a lead sync first (list entries wait for its lead ids), then
-        a list call, then a person deletion."""
+        """The lane's next call: for the backlog, a bulk job first (it takes the adds that
+        would otherwise need lead syncs); a lead sync (list entries wait for its lead ids),
+        then a list call, then a person deletion."""
+        # not in a shutdown's drain (`force`): a job takes minutes, the drain seconds
+        if lane is Lane.BACKLOG and self.bulk is not None and not force:
+            job = self.outbox.next_bulk_job(skip=self.bulk.paused(now) | refused)
+            if job is not None:
+                return job
         if None not in refused:
             lead_sync = self.outbox.next_lead_sync(now, force, lane)
             if lead_sync is not None:
@@ -263,7 +292,7 @@ class Flusher:
 
     def _refused(self, call: Call, exc: RequestRejected) -> None:
         self.outbox.retry_later(call)
-        key = call.audience if isinstance(call, ListCall) else _refusal_key(call)
+        key = call.audience if isinstance(call, ListCall | BulkJob) else _refusal_key(call)
         self.refused_until[key] = self.clock() + REFUSED_BACKOFF_S
         log.error("flush.call_refused", code=exc.code, audience=key, records=len(call.taken))
 
@@ -272,6 +301,7 @@ class Flusher:
             return await self._sync_leads(call)
         if isinstance(call, EraseCall):
             return await self._erase(call)
+        assert not isinstance(call, BulkJob)  # a job runs in the bulk lane, never here
         list_id = self.list_ids[call.audience]
         send = self.writer.add_to_list if call.op is Op.ADD else self.writer.remove_from_list
         # not sent once any change in it is not ours: its partition's new owner sends it, and
@@ -334,7 +364,9 @@ class Flusher:
         while (now := self.clock()) < end:
             self.start_due(now, force=True)
             if not self.tasks:
-                return self.outbox.size() == 0
+                # a bulk job still waiting for Marketo is left: its states are written
+                # unacknowledged, so the next restore sends them again
+                return self.outbox.size() == 0 and not (self.bulk and self.bulk.running)
             await asyncio.wait(self.tasks, timeout=max(0.0, end - now))
         return False
 
@@ -357,6 +389,7 @@ def _halves(call: Call) -> list[Call]:
         return [LeadSyncCall(call.taken[:cut]), LeadSyncCall(call.taken[cut:])]
     if isinstance(call, EraseCall):
         return [EraseCall(call.taken[:cut]), EraseCall(call.taken[cut:])]
+    assert isinstance(call, ListCall)  # a bulk job's files are split when written
     return [
         ListCall(call.audience, call.op, call.taken[:cut], call.lead_ids[:cut]),
         ListCall(call.audience, call.op, call.taken[cut:], call.lead_ids[cut:]),

@@ -154,6 +154,23 @@ class CoalescingBuffer(Generic[K, V]):
             self._in_flight[item.key] = item.entry
         return taken
 
+    def count(self, lane: Lane, matches: Callable[[V], bool]) -> int:
+        """Return the number of entries pending in `lane` whose value matches."""
+        return sum(1 for entry in self._lanes[lane].values() if matches(entry.value))
+
+    def take_lane(self, lane: Lane, eligible: Callable[[K, V], bool]) -> list[Taken[K, V]]:
+        """Move every eligible pending entry of `lane` (oldest first) to in flight."""
+        pending = self._lanes[lane]
+        taken = [
+            Taken(key, entry)
+            for key, entry in pending.items()
+            if key not in self._in_flight and eligible(key, entry.value)
+        ]
+        for item in taken:
+            del pending[item.key]
+            self._in_flight[item.key] = item.entry
+        return taken
+
     def finish(self, taken: Iterable[Taken[K, V]]) -> None:
         """Mark a call's entries as done (acknowledged, rejected or abandoned)."""
         for item in taken:

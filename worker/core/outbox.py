@@ -14,6 +14,13 @@ Fair share between the stream and the backlog (docs/message-flow.md): every buff
 stream entries ahead of its backlog ones (worker.core.buffers), and each due call is asked of
 one lane, in the order `Turns` gives: the stream first, but never twice in a row while the
 backlog has a call due, so either lane gets at least half of the calls whenever both have work.
+
+The bulk lane (docs/message-flow.md): a list whose backlog adds reach `bulk_threshold` hands all
+of them to one `BulkJob`, an import with the list's id, one per list in flight. A job is one
+more call: its entries stay in flight (a streamed change of the same person waits in the buffer
+as it would behind a list call) and it comes back whole, settled (failed rows are rejections)
+or put back. The lead syncs those adds waited for are dropped (an import matches by the lookup
+field) and queued again if the job is put back.
 """
 
 from __future__ import annotations
@@ -65,7 +72,17 @@ class EraseCall:
         return [item.entry.value for item in self.taken]
 
 
-Call = LeadSyncCall | ListCall | EraseCall
+@dataclass(frozen=True, slots=True)
+class BulkJob:
+    """Import these backlog adds of one list in bulk: insert or update each person by the
+    lookup field, and make every imported row a member of the list."""
+
+    audience: AudienceId
+    taken: Sequence[Taken[ProfileId, bool]]
+    op: Op = Op.ADD  # a job only adds: removals need lead ids, and stay on REST
+
+
+Call = LeadSyncCall | ListCall | EraseCall | BulkJob
 
 
 class Turns:
@@ -122,6 +139,7 @@ class Outbox:
         linger_s: float,
         *,
         delete_persons: bool = False,
+        bulk_threshold: int | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -141,6 +159,9 @@ class Outbox:
         self.erasures: CoalescingBuffer[ProfileId, LeadId] | None = (
             CoalescingBuffer() if delete_persons else None
         )
+        # a list's backlog adds at least this many go by bulk import; None or 0: never
+        self.bulk_threshold = bulk_threshold or None
+        self.importing: set[AudienceId] = set()  # the lists with a bulk job in flight
 
     @property
     def deletes_persons(self) -> bool:
@@ -358,6 +379,34 @@ class Outbox:
         taken = [*first, *buffer.take(self.max_batch - 1, eligible)]
         return ListCall(audience, Op.ADD if op_member else Op.REMOVE, taken, lead_ids)
 
+    def next_bulk_job(self, skip: Container[AudienceId | None] = ()) -> BulkJob | None:
+        """Return a bulk job for a list (but those to `skip`) whose backlog adds reach the
+        threshold and that has no job in flight: all of its backlog adds (the stream's stay on
+        REST, never behind a job)."""
+        threshold = self.bulk_threshold
+        if threshold is None:
+            return None
+        for audience, buffer in self.lists.items():
+            if audience in self.importing or audience in skip:
+                continue
+            if buffer.waiting(Lane.BACKLOG) < threshold:
+                continue  # the cheap test first: counting the adds walks the lane
+            if buffer.count(Lane.BACKLOG, lambda member: member) < threshold:
+                continue
+            taken = buffer.take_lane(Lane.BACKLOG, lambda _profile, member: member)
+            for item in taken:
+                self._forget_lead_sync(item.key)  # the import matches by the lookup field
+            self.importing.add(audience)
+            return BulkJob(audience, taken)
+        return None
+
+    def settle_bulk_job(self, job: BulkJob, results: Sequence[tuple[str, str, str]]) -> Settled:
+        """Apply a finished import's per-entry results (status, reason code, reason message):
+        a row imported is an acknowledged member (its lead id still unknown), a failed row a
+        rejection with Marketo's reason."""
+        self.importing.discard(job.audience)
+        return self.settle_list_call(job, results)
+
     def still_ours(self, call: Call) -> bool:
         """Tell whether every change in `call` was read in its partition's current assignment:
         once one is not, the partition's new owner sends it, and ours could land after theirs."""
@@ -384,7 +433,14 @@ class Outbox:
         if isinstance(call, EraseCall):
             assert self.erasures is not None
             return self.erasures.give_back(call.taken, lambda e: current(e.hold))
-        return self.lists[call.audience].give_back(call.taken, lambda e: current(e.hold))
+        buffer = self.lists[call.audience]
+        released = buffer.give_back(call.taken, lambda e: current(e.hold))
+        if isinstance(call, BulkJob):
+            self.importing.discard(call.audience)
+            for back in call.taken:  # back on REST unless a next job takes them: they need ids
+                if buffer.pending(back.key) is not None:
+                    self._await_lead(back.key, back.entry)
+        return released
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget changes read from revoked partitions (the new owner re-reads them), pending or
@@ -401,7 +457,9 @@ class Outbox:
         for hold in dropped:
             self.ledger.release(hold)
 
-    def settle_list_call(self, call: ListCall, results: Sequence[tuple[str, str, str]]) -> Settled:
+    def settle_list_call(
+        self, call: ListCall | BulkJob, results: Sequence[tuple[str, str, str]]
+    ) -> Settled:
         """Apply a list call's per-record results: (status, reason code, reason message). A
         profile whose partition was revoked since the call began is not ours to change."""
         buffer = self.lists[call.audience]
@@ -436,10 +494,19 @@ class Outbox:
     ) -> None:
         """Sync the person again (by email) for a lead id Marketo no longer knows, and put the
         add back to wait for the new id."""
-        waiting = self.leads.pending(email) or frozenset()
-        self.leads.put(email, waiting | {item.key}, None, item.entry.since, item.entry.lane)
-        self.syncing[item.key] = email
+        self._sync_lead(item.key, email, item.entry)
         buffer.give_back([item])
+
+    def _await_lead(self, profile: ProfileId, entry: Entry[bool]) -> None:
+        """Queue the lead sync a list entry waits for, when its person's lead id is unknown."""
+        state = self.store.get(profile)
+        if state is not None and state.lead_id is None and state.email is not None:
+            self._sync_lead(profile, state.email, entry)
+
+    def _sync_lead(self, profile: ProfileId, email: str, entry: Entry[bool]) -> None:
+        waiting = self.leads.pending(email) or frozenset()
+        self.leads.put(email, waiting | {profile}, None, entry.since, entry.lane)
+        self.syncing[profile] = email
 
     def settle_lead_sync(
         self,
@@ -511,10 +578,14 @@ class Outbox:
                 for profile in item.entry.value
             ]
             return Settled(rejections, [])
+        if isinstance(call, BulkJob):
+            self.importing.discard(call.audience)
         self.lists[call.audience].finish(call.taken)
         self._release_all(call)
         return Settled([_list_rejection(item.key, call, code, message) for item in call.taken], [])
 
 
-def _list_rejection(profile: ProfileId, call: ListCall, code: str, message: str) -> Rejection:
+def _list_rejection(
+    profile: ProfileId, call: ListCall | BulkJob, code: str, message: str
+) -> Rejection:
     return Rejection(profile, call.audience, call.op, code, message, (call.audience,))

@@ -1,0 +1,255 @@
+"""The bulk lane's shell: a `BulkJob` the outbox hands out, run as Marketo bulk imports.
+
+A job is one more call (worker.core.outbox): its entries are in flight from the moment it is
+taken until it comes back whole. Here it is built into import files (worker.core.bulk_csv, the
+records the REST path's `LeadFields.record` makes), and then run step by step, one HTTP request
+at a time, each step a task of the flusher started when the injected clock says it is due: so a
+job waiting minutes for Marketo holds no slot and no task, and the stream's calls never queue
+behind it. The files of one job go one after the other (one import per list in flight).
+
+Steps: submit a file (1016, the instance's import queue full: wait and submit again, never
+fail) -> poll its status with a growing interval -> Complete: read the failures (and warnings)
+file when the counters say there is one -> the next file, or the job settles: each failed row a
+rejection with Marketo's reason, every other entry an acknowledged member. Failed, or vanished
+(1013 on the status), or refused as a whole: the job is put back and the list's bulk lane waits.
+A transport error or a retriable Marketo error repeats the step after a backoff.
+
+Nothing is written about a job beyond the states the outbox settles: a crash or a stop during
+one leaves its memberships unacknowledged, so the partition's next restore sends them again,
+by bulk import again (an upsert and a list add are idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from worker.core.bulk_csv import ImportFile, import_files, read_failures, read_warnings
+from worker.core.ids import AudienceId, ListId
+from worker.core.outbox import BulkJob, Outbox, Settled
+from worker.core.profile import ProfileState
+from worker.core.store import StateStore
+from worker.errors import BatchNotFound, ImportQueueFull, MarketoError, RequestRejected
+
+log = structlog.get_logger("worker.bulk_lane")
+
+QUEUE_FULL_WAIT_S = 30.0  # 1016: another import must finish first; Marketo's take minutes
+POLL_FIRST_S = 2.0  # the first status poll after a submit ...
+POLL_MAX_S = 30.0  # ... doubling up to this: a long import costs a poll per half minute
+RETRY_FIRST_S = 1.0  # a step that failed in transit is sent again after this, doubling ...
+RETRY_MAX_S = 60.0  # ... up to this
+PAUSE_S = 60.0  # a list whose job failed or was refused sends no job for this long (REST does)
+FAILED_ROW = "bulk_import_failure"  # the rejection code of a row in the failures file
+
+Row = tuple[str, str, str]  # status, reason code, reason message (a list call's result row)
+ADDED: Row = ("added", "", "")
+
+
+class ImportProgress(Protocol):
+    """A bulk import's status (worker.marketo.responses.ImportStatus)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def rows_failed(self) -> int: ...
+    @property
+    def rows_warned(self) -> int: ...
+    @property
+    def message(self) -> str | None: ...
+
+
+class BulkWriter(Protocol):
+    """Marketo's bulk import calls (implemented by worker.marketo.bulk.BulkClient)."""
+
+    async def import_leads(
+        self, csv: bytes, *, lookup_field: str, list_id: ListId | None = None
+    ) -> int: ...
+    async def import_status(self, batch_id: int) -> ImportProgress: ...
+    async def import_failures(self, batch_id: int) -> bytes | None: ...
+    async def import_warnings(self, batch_id: int) -> bytes | None: ...
+
+
+class Fields(Protocol):
+    """How a profile becomes a person record (worker.flusher.LeadFields)."""
+
+    @property
+    def lookup_field(self) -> str: ...
+    def record(
+        self, email: str, state: ProfileState | None
+    ) -> tuple[dict[str, object], list[tuple[str, str]]]: ...
+
+
+@dataclass(slots=True)
+class _Run:
+    """A job in flight: its files, where it is, and each entry's result so far."""
+
+    job: BulkJob
+    files: list[ImportFile]
+    owners: list[int]  # per record written, the index of its entry in job.taken
+    results: list[Row]
+    started: float
+    file: int = 0
+    batch: int | None = None  # the batch of the current file, once submitted
+    due: float = 0.0  # when the next step may start, on the flusher's clock
+    poll_s: float = POLL_FIRST_S
+    retry_s: float = RETRY_FIRST_S
+    busy: bool = False  # a step's request is out
+    warned: int = 0
+    polls: int = 0
+    calls: int = 0
+
+
+@dataclass(slots=True)
+class BulkLane:
+    """The jobs in flight, one per list, and what each step does to them."""
+
+    outbox: Outbox
+    writer: BulkWriter
+    store: StateStore
+    fields: Fields
+    list_ids: Mapping[AudienceId, ListId]
+    clock: Callable[[], float]
+    spawn: Callable[[Coroutine[Any, Any, None]], None]  # runs a step as one of the flusher's tasks
+    apply: Callable[[Settled], None]
+    runs: dict[AudienceId, _Run] = field(default_factory=dict)
+    paused_until: dict[AudienceId, float] = field(default_factory=dict)
+
+    def paused(self, now: float) -> set[AudienceId]:
+        """The lists that send no new job now: one in flight, or a recent one failed."""
+        waiting = {a for a, until in self.paused_until.items() if until > now}
+        return waiting | set(self.runs)
+
+    def begin(self, job: BulkJob) -> None:
+        """Build the job's files and start its first step; a job with no row settles at once."""
+        rows: list[Row] = [ADDED] * len(job.taken)
+        records: list[Mapping[str, object]] = []
+        owners: list[int] = []
+        for index, item in enumerate(job.taken):
+            state = self.store.get(item.key)
+            if state is None or state.email is None:
+                continue  # nothing of it to settle: dropped with its partition, or no person
+            record, refusals = self.fields.record(state.email, state)
+            if refusals:  # as the REST path: a value Marketo would refuse is never sent
+                message = "; ".join(f"{name}: {reason}" for name, reason in refusals)
+                rows[index] = ("skipped", "invalid_value", message)
+                continue
+            records.append(record)
+            owners.append(index)
+        files = import_files(records, lookup_field=self.fields.lookup_field)
+        run = _Run(job, files, owners, rows, started=self.clock())
+        if not files:
+            self._finish(run)
+            return
+        self.runs[job.audience] = run
+        log.info("bulk.job_queued", audience=job.audience, rows=len(records), files=len(files))
+        self.start_due(self.clock())
+
+    @property
+    def running(self) -> bool:
+        """Tell whether a job is in flight."""
+        return bool(self.runs)
+
+    def start_due(self, now: float) -> None:
+        """Start the next step of every job whose step is due and not already out."""
+        for run in list(self.runs.values()):
+            if not run.busy and run.due <= now:
+                run.busy = True
+                self.spawn(self._step(run))
+
+    async def _step(self, run: _Run) -> None:
+        try:
+            if run.batch is None:
+                await self._submit(run)
+            else:
+                await self._poll(run)
+        except ImportQueueFull:
+            run.due = self.clock() + QUEUE_FULL_WAIT_S  # never a failure: submit again later
+            log.info("bulk.queue_full", audience=run.job.audience, wait_s=QUEUE_FULL_WAIT_S)
+        except (BatchNotFound, RequestRejected) as exc:
+            self._put_back(run, str(exc))
+        except (MarketoError, OSError, TimeoutError) as exc:
+            run.due, run.retry_s = self.clock() + run.retry_s, min(2 * run.retry_s, RETRY_MAX_S)
+            log.warning("bulk.step_retry", audience=run.job.audience, error=str(exc))
+        except Exception:  # a bug must not strand the job: its entries would stay in flight
+            log.exception("bulk.step_failed", audience=run.job.audience)
+            self._put_back(run, "internal error")
+        finally:
+            run.busy = False
+
+    async def _submit(self, run: _Run) -> None:
+        if not self.outbox.still_ours(run.job):
+            # a partition of it was revoked: its new owner sends those, the rest go back
+            self._put_back(run, "abandoned: a partition was revoked")
+            return
+        audience = run.job.audience
+        run.calls += 1
+        run.batch = await self.writer.import_leads(
+            run.files[run.file].data,
+            lookup_field=self.fields.lookup_field,
+            list_id=self.list_ids[audience],
+        )
+        run.due, run.poll_s, run.retry_s = self.clock() + POLL_FIRST_S, POLL_FIRST_S, RETRY_FIRST_S
+
+    async def _poll(self, run: _Run) -> None:
+        assert run.batch is not None
+        run.calls += 1
+        run.polls += 1
+        status = await self.writer.import_status(run.batch)
+        run.retry_s = RETRY_FIRST_S
+        if status.status == "Failed":
+            self._put_back(run, status.message or "the import failed")
+            return
+        if status.status != "Complete":
+            run.poll_s = min(2 * run.poll_s, POLL_MAX_S)
+            run.due = self.clock() + run.poll_s
+            return
+        if status.rows_failed:
+            run.calls += 1
+            self._failed_rows(run, await self.writer.import_failures(run.batch))
+        if status.rows_warned:  # imported all the same: counted and logged, never a rejection
+            run.calls += 1
+            warnings = await self.writer.import_warnings(run.batch)
+            lookup = self.fields.lookup_field
+            run.warned += len(read_warnings(warnings, lookup_field=lookup)) if warnings else 0
+        run.file, run.batch = run.file + 1, None
+        if run.file == len(run.files):
+            del self.runs[run.job.audience]
+            self._finish(run)
+        else:
+            run.due = self.clock()
+
+    def _failed_rows(self, run: _Run, data: bytes | None) -> None:
+        """Each row of the failures file a rejection of every entry written under its value."""
+        if data is None:
+            return
+        written = run.files[run.file].rows
+        folded = {value.lower(): records for value, records in written.items()}
+        for value, reason in read_failures(data, lookup_field=self.fields.lookup_field):
+            records = written.get(value) or folded.get(value.lower(), ())
+            for record in records:
+                run.results[run.owners[record]] = ("skipped", FAILED_ROW, reason)
+
+    def _finish(self, run: _Run) -> None:
+        settled = self.outbox.settle_bulk_job(run.job, run.results)
+        failed = sum(1 for status, _, _ in run.results if status != "added")
+        log.info(
+            "bulk.job_completed",
+            audience=run.job.audience,
+            rows=len(run.results),
+            failed=failed,
+            warned=run.warned,
+            calls=run.calls,
+            polls=run.polls,
+            seconds=round(self.clock() - run.started, 1),
+        )
+        self.apply(settled)
+
+    def _put_back(self, run: _Run, reason: str) -> None:
+        audience = run.job.audience
+        self.runs.pop(audience, None)
+        self.outbox.retry_later(run.job)
+        self.paused_until[audience] = self.clock() + PAUSE_S
+        log.warning("bulk.job_failed", audience=audience, rows=len(run.job.taken), reason=reason)
