@@ -142,7 +142,7 @@ def test_the_shared_marketo_facts_import_nothing_of_the_worker() -> None:
     assert own == set()
 
 
-@pytest.mark.parametrize("name", ["loop.py", "flusher.py"])
+@pytest.mark.parametrize("name", ["loop.py", "flusher.py", "bulk_lane.py"])
 def test_loop_and_flusher_use_ports_not_edges(name: str) -> None:
     """loop.py and flusher.py reach Kafka and Marketo only through Protocols."""
     imported = imports_of(WORKER / name)

@@ -336,7 +336,9 @@ class Loop:
             self.consumer.pause(set(self.partitions))
         flushed = await self.flusher.drain(deadline_s)
         await self.commit(final=True)
-        if not self.flusher.tasks:  # every call answered: the state written is complete
+        # every call answered, and no bulk import still running in Marketo between polls (its
+        # rows could land after a new owner's removal): the state written is complete
+        if not self.flusher.tasks and not (self.flusher.bulk and self.flusher.bulk.running):
             for partition in self.partitions.active():
                 self.publisher.state(partition, snapshot.CLEAN_HANDOVER, self.audiences.fingerprint)
             await asyncio.to_thread(self.publisher.flush, FLUSH_TIMEOUT_S)

@@ -146,7 +146,8 @@ def _one_run(bench: Bench, sizes: Sizes) -> Sample:
             topic,
             [_audience("k"), _audience("s")],
             budget=limits.budget(),
-            flush={"max_linger_s": LINGER_S},
+            # the REST lane: the bulk lane (flush.bulk_threshold) has its own scenario to come
+            flush={"max_linger_s": LINGER_S, "bulk_threshold": None},
             request_timeout_s=bench.request_timeout_s,
         )
         _sync_first(bench, first, topic, sizes, tap)
