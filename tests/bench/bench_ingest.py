@@ -27,6 +27,7 @@ METRICS = [
     Metric("ratio_to_bare", "ratio", note="events_per_s / bare_decode_per_s"),
     Metric("marketo_calls", "calls"),
     Metric("rss_end_mb", "MiB"),
+    Metric("cpu_us_per_event", "µs", note="worker CPU (all threads), first fetch to last commit"),
 ]
 
 
@@ -63,11 +64,13 @@ def _one_run(bench: Bench, topic: str, events: int, profile: Path | None) -> Sam
         )
         worker = BenchWorker(config, bench.path("ingest", ".log"), profile)
         try:
-            processed_at = 0.0
+            processed_at, cpu_at_start = 0.0, 0.0
 
             def probe() -> float:
-                nonlocal processed_at
+                nonlocal processed_at, cpu_at_start
                 samples = worker.metrics()
+                if not cpu_at_start and total(samples, "marketo_worker_events_total") > 0:
+                    cpu_at_start = worker.cpu_s()  # the first batch: start-up and restore done
                 applied = total(samples, "marketo_worker_events_total")
                 if not processed_at and applied >= events:
                     processed_at = time.time()
@@ -76,6 +79,7 @@ def _one_run(bench: Bench, topic: str, events: int, profile: Path | None) -> Sam
             _, done_at = poll_until(probe, lambda c: c >= events, 1800, "the last commit", 0.2)
             first_fetch = max(worker.log_times("state.restored"))
             rss = worker.rss_mb()
+            cpu = worker.cpu_s() - cpu_at_start
             calls = sandbox_stats(sandbox)["total_calls"]
         finally:
             worker.stop(120)
@@ -84,6 +88,7 @@ def _one_run(bench: Bench, topic: str, events: int, profile: Path | None) -> Sam
         "processed_per_s": events / ((processed_at or done_at) - first_fetch),
         "marketo_calls": calls,
         "rss_end_mb": rss,
+        "cpu_us_per_event": cpu / events * 1e6,
     }
 
 

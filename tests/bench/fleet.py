@@ -116,6 +116,11 @@ class BenchWorker(WorkerProcess):
             if e.get("event") == event
         ]
 
+    def cpu_s(self) -> float:
+        """CPU seconds the worker process has used (user + system, all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         """Resident memory of the worker process (VmRSS), in MiB."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
