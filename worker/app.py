@@ -16,6 +16,7 @@ import structlog
 
 from worker.bulk_lane import BulkWriter
 from worker.core import activation
+from worker.core.budget import portion
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, ListId, ProfileId
 from worker.core.ledger import OffsetLedger
@@ -207,7 +208,16 @@ def build_flusher(
         parked_until=edges.limiter.quota_parked_until,
         room=edges.limiter,
         bulk=edges.bulk,
+        bulk_slots=lambda: import_slots(settings, len(core.partitions) / edges.partitions),
     )
+
+
+def import_slots(settings: Settings, share: float) -> int:
+    """This replica's bulk imports in Marketo's queue at most: its share (assigned / total
+    partitions) of the group's `marketo.budget.bulk_imports`, floored but at least one while it
+    has a partition, so every partition's backlog can go by bulk. The group stays within the
+    setting while it has no more replicas than that; each further replica adds one at most."""
+    return portion(settings.marketo.budget.bulk_imports, min(1.0, share))
 
 
 def build_loop(

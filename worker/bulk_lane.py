@@ -7,12 +7,18 @@ at a time, each step a task of the flusher started when the injected clock says 
 job waiting minutes for Marketo holds no slot and no task, and the stream's calls never queue
 behind it. The files of one job go one after the other (one import per list in flight).
 
-Steps: submit a file (1016, the instance's import queue full: wait and submit again, never
-fail) -> poll its status with a growing interval -> Complete: read the failures (and warnings)
-file when the counters say there is one -> the next file, or the job settles: each failed row a
-rejection with Marketo's reason, every other entry an acknowledged member. Failed, or vanished
-(1013 on the status), or refused as a whole: the job is put back and the list's bulk lane waits.
-A transport error or a retriable Marketo error repeats the step after a backoff.
+Steps: submit a file (1016, the instance's import queue full: wait, longer each time, and submit
+again, never fail) -> poll its status with a growing interval -> Complete: read the failures
+(and warnings) file when the counters say there is one -> the next file, or the job settles: each
+failed row a rejection with Marketo's reason, every other entry an acknowledged member. Failed,
+or vanished (1013 on the status), or refused as a whole: the job is put back and the list's bulk
+lane waits. A transport error or a retriable Marketo error repeats the step after a backoff.
+
+Queue headroom: Marketo's import queue (2 importing, 10 in all) is the instance's, shared with
+every other integration. A file is submitted only while this replica has fewer imports there
+than `slots()` (its partitions' share of `marketo.budget.bulk_imports`, at least one, as the
+budget splits calls); the other jobs wait their turn here, holding no call. One 1016 holds back
+every job's submit.
 
 Nothing is written about a job beyond the states the outbox settles: a crash or a stop during
 one leaves its memberships unacknowledged, so the partition's next restore sends them again,
@@ -36,11 +42,15 @@ from worker.errors import BatchNotFound, ImportQueueFull, MarketoError, RequestR
 
 log = structlog.get_logger("worker.bulk_lane")
 
-QUEUE_FULL_WAIT_S = 30.0  # 1016: another import must finish first; Marketo's take minutes
+# 1016: others' imports must finish first (Marketo's take minutes): a submit is tried again
+# after this, doubling up to the most, so a long-full queue costs a call a minute
+QUEUE_FULL_FIRST_S = 5.0
+QUEUE_FULL_MAX_S = 60.0
 POLL_FIRST_S = 2.0  # the first status poll after a submit ...
 POLL_MAX_S = 30.0  # ... doubling up to this: a long import costs a poll per half minute
 RETRY_FIRST_S = 1.0  # a step that failed in transit is sent again after this, doubling ...
 RETRY_MAX_S = 60.0  # ... up to this
+DEFAULT_SLOTS = 3  # the default of marketo.budget.bulk_imports
 PAUSE_S = 60.0  # a list whose job failed or was refused sends no job for this long (REST does)
 FAILED_ROW = "bulk_import_failure"  # the rejection code of a row in the failures file
 
@@ -114,8 +124,12 @@ class BulkLane:
     clock: Callable[[], float]
     spawn: Callable[[Coroutine[Any, Any, None]], None]  # runs a step as one of the flusher's tasks
     apply: Callable[[Settled], None]
+    # how many imports this replica may have in Marketo's queue now (module docstring)
+    slots: Callable[[], int] = lambda: DEFAULT_SLOTS
     runs: dict[AudienceId, _Run] = field(default_factory=dict)
     paused_until: dict[AudienceId, float] = field(default_factory=dict)
+    queue_full_until: float = 0.0  # after a 1016, no submit before this (on the clock)
+    queue_full_s: float = QUEUE_FULL_FIRST_S  # the wait after the next 1016
 
     def paused(self, now: float) -> set[AudienceId]:
         """The lists that send no new job now: one in flight, or a recent one failed."""
@@ -152,12 +166,26 @@ class BulkLane:
         """Tell whether a job is in flight."""
         return bool(self.runs)
 
+    def in_queue(self) -> int:
+        """This replica's imports in Marketo's queue, or being submitted there."""
+        return sum(1 for run in self.runs.values() if run.batch is not None or run.busy)
+
     def start_due(self, now: float) -> None:
-        """Start the next step of every job whose step is due and not already out."""
+        """Start the next step of every job whose step is due and not already out; a submit
+        only while the queue has room for this replica (oldest job first)."""
+        slots = self.slots()
+        free = slots - self.in_queue()
         for run in list(self.runs.values()):
-            if not run.busy and run.due <= now:
-                run.busy = True
-                self.spawn(self._step(run))
+            if run.busy or run.due > now:
+                continue
+            # a submit: within the headroom, and not just refused. No slot at all: no partition
+            # left, so the submit only finds the job abandoned and puts it back, with no call
+            if run.batch is None and slots > 0:
+                if free <= 0 or now < self.queue_full_until:
+                    continue
+                free -= 1
+            run.busy = True
+            self.spawn(self._step(run))
 
     async def _step(self, run: _Run) -> None:
         try:
@@ -165,9 +193,11 @@ class BulkLane:
                 await self._submit(run)
             else:
                 await self._poll(run)
-        except ImportQueueFull:
-            run.due = self.clock() + QUEUE_FULL_WAIT_S  # never a failure: submit again later
-            log.info("bulk.queue_full", audience=run.job.audience, wait_s=QUEUE_FULL_WAIT_S)
+        except ImportQueueFull:  # never a failure: every job submits again later
+            wait_s = self.queue_full_s
+            self.queue_full_until = max(self.queue_full_until, self.clock() + wait_s)
+            self.queue_full_s = min(2 * wait_s, QUEUE_FULL_MAX_S)
+            log.info("bulk.queue_full", audience=run.job.audience, wait_s=wait_s)
         except (BatchNotFound, RequestRejected) as exc:
             self._put_back(run, str(exc))
         except (MarketoError, OSError, TimeoutError) as exc:
@@ -192,6 +222,7 @@ class BulkLane:
             list_id=self.list_ids[audience],
         )
         run.due, run.poll_s, run.retry_s = self.clock() + POLL_FIRST_S, POLL_FIRST_S, RETRY_FIRST_S
+        self.queue_full_s = QUEUE_FULL_FIRST_S  # the queue had room: the next 1016 waits short
 
     async def _poll(self, run: _Run) -> None:
         assert run.batch is not None

@@ -148,6 +148,7 @@ class Flusher:
         parked_until: Callable[[], float | None] = lambda: None,
         room: CallRoom | None = None,
         bulk: BulkWriter | None = None,
+        bulk_slots: Callable[[], int] | None = None,
     ) -> None:
         self.outbox = outbox
         self.writer = writer
@@ -178,6 +179,8 @@ class Flusher:
                 outbox, bulk, store, fields, list_ids, clock, self._spawn_step, self._apply
             )
         )
+        if self.bulk is not None and bulk_slots is not None:
+            self.bulk.slots = bulk_slots  # this replica's imports in Marketo's queue at most
 
     def blocked(self, now: float) -> bool:
         """Tell whether Marketo takes no new work at `now` (a backoff, or the quota parked)."""

@@ -205,6 +205,11 @@ class BudgetSettings(BaseModel):
     daily_reserve: int = Field(default=5_000, ge=0)
     quota_timezone: str = "America/Chicago"
     quota_probe_s: float = Field(default=60.0, gt=0)
+    # the group's bulk imports in Marketo's import queue at once, split by partitions as the
+    # calls are (at least one per replica with partitions). The queue is the instance's: 2
+    # importing, 10 in all, shared with every other integration (the 11th gets 1016). 3 keeps
+    # both importing places busy with one file waiting, and leaves 7 places to the others
+    bulk_imports: int = Field(default=3, ge=1, le=10)
 
     @field_validator("daily_reserve")
     @classmethod

@@ -21,10 +21,12 @@ from typing import Any
 
 from tests.bench import (
     bench_activation,
+    bench_activation_bulk,
     bench_drain,
     bench_ingest,
     bench_latency,
     bench_memory,
+    bench_resync_bulk,
     bench_sandbox,
     bench_scale_out,
 )
@@ -51,6 +53,8 @@ SCENARIOS = {
         bench_memory,
         bench_sandbox,
         bench_activation,
+        bench_activation_bulk,
+        bench_resync_bulk,
     )
 }
 

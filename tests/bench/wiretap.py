@@ -34,6 +34,8 @@ class Call:
     ids: tuple[int, ...]  # lead ids the answer reports done (added, removed, created, updated)
     records: int
     counted: bool  # a REST call the sandbox's window counts (the identity endpoint is not)
+    path: str = ""  # the request's path (bulk calls are told apart by it)
+    status: str = ""  # a bulk answer's `result[0].status` (Queued, Importing, Complete, ...)
 
 
 def _kind(method: str, path: str, query: str) -> tuple[str, int | None]:
@@ -66,6 +68,18 @@ def _outcome(status: int, body: bytes) -> tuple[str, tuple[int, ...], int]:
         if isinstance(row, dict) and row.get("status") in {"added", "removed", "created", "updated"}
     )
     return "ok", done, len(rows)
+
+
+def _bulk_status(path: str, body: bytes) -> str:
+    """A bulk JSON answer's job status ("" for any other call or answer)."""
+    if not path.startswith("/bulk/") or not body.startswith(b"{"):
+        return ""
+    try:
+        rows = orjson.loads(body).get("result") or [{}]
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    first = rows[0] if isinstance(rows[0], dict) else {}
+    return str(first.get("status", ""))
 
 
 class Wiretap:
@@ -136,7 +150,13 @@ class Wiretap:
             code, ids, records = ("ok" if status == 200 else f"http{status}"), (), 0
         with self._lock:
             counted = request.path.startswith("/rest/")
-            self._calls.append(Call(kind, started, ended, code, list_id, ids, records, counted))
+            self._calls.append(
+                Call(
+                    *(kind, started, ended, code, list_id, ids, records, counted),
+                    request.path,
+                    _bulk_status(request.path, payload),
+                )
+            )
         response = web.Response(status=status, body=payload)
         if content_type:
             response.headers["Content-Type"] = content_type

@@ -6,12 +6,18 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import pytest
 
 from tests.fakes import FakeClock, FakePublisher, ScriptedWriter
 from tests.unit.conftest import EMAIL, MakeCore
 from tests.unit.test_fair_share import run_for
-from worker.bulk_lane import FAILED_ROW, QUEUE_FULL_WAIT_S
+from tests.unit.test_generator import DEMO_CONFIG
+from worker.app import import_slots
+from worker.bulk_lane import DEFAULT_SLOTS, FAILED_ROW, QUEUE_FULL_FIRST_S, QUEUE_FULL_MAX_S
+from worker.config_file import load_settings
 from worker.core.buffers import Lane
 from worker.core.bulk_csv import FAILURE_COLUMN
 from worker.core.fields import Converter
@@ -47,10 +53,13 @@ class ScriptedBulk:
     failures: bytes | None = None
     imports: list[tuple[bytes, str, ListId | None]] = field(default_factory=list)
     polls: int = 0
+    clock: Callable[[], float] = lambda: 0.0
+    submits: list[float] = field(default_factory=list)  # when each submit came, on `clock`
 
     async def import_leads(
         self, csv: bytes, *, lookup_field: str, list_id: ListId | None = None
     ) -> int:
+        self.submits.append(self.clock())
         if self.queue_full:
             self.queue_full -= 1
             raise ImportQueueFull("1016", "Too many imports")
@@ -199,7 +208,7 @@ async def test_a_full_import_queue_waits_then_succeeds(
     bulk = ScriptedBulk(queue_full=1)
     flusher = bulk_flusher(make_core, writer, bulk, clock, publisher)
     queue(flusher, A, 150)
-    await run_for(flusher, clock, QUEUE_FULL_WAIT_S - 1)
+    await run_for(flusher, clock, QUEUE_FULL_FIRST_S - 1)
     assert bulk.imports == []
     assert members(flusher, A, 150) == 0
     await run_for(flusher, clock, 30.0)
@@ -227,3 +236,66 @@ async def test_a_streamed_add_to_another_list_is_not_delayed_by_a_running_job(
     assert writer.added == [LISTS[B]]
     assert clock.now <= streamed_at + 1.0 + 0.5
     assert flusher.bulk.running
+
+
+async def test_a_queue_full_again_and_again_waits_longer_each_time(
+    make_core: MakeCore, writer: ScriptedWriter, clock: FakeClock, publisher: FakePublisher
+) -> None:
+    """1016 five times: the submits come after waits doubling from the first to the most, then
+    the import goes and the job settles, nothing rejected."""
+    bulk = ScriptedBulk(queue_full=5, clock=clock.monotonic)
+    flusher = bulk_flusher(make_core, writer, bulk, clock, publisher)
+    queue(flusher, A, 150)
+    await run_for(flusher, clock, 200.0)
+    waits = [round(b - a) for a, b in zip(bulk.submits, bulk.submits[1:], strict=False)]
+    first = int(QUEUE_FULL_FIRST_S)
+    assert waits == [first, 2 * first, 4 * first, 8 * first, int(QUEUE_FULL_MAX_S)]
+    assert members(flusher, A, 150) == 150
+    assert publisher.rejections == []
+
+
+async def test_after_a_queue_full_no_other_job_submits_before_the_wait(
+    make_core: MakeCore, writer: ScriptedWriter, clock: FakeClock, publisher: FakePublisher
+) -> None:
+    """A's submit gets 1016; B's job, begun a second later, submits no sooner than A's wait."""
+    bulk = ScriptedBulk(queue_full=1, clock=clock.monotonic)
+    flusher = bulk_flusher(make_core, writer, bulk, clock, publisher)
+    queue(flusher, A, 150)
+    await run_for(flusher, clock, 1.0)
+    queue(flusher, B, 150)
+    await run_for(flusher, clock, 60.0)
+    refused_at, *later = bulk.submits
+    assert len(later) == 2
+    assert min(later) >= refused_at + QUEUE_FULL_FIRST_S
+    assert members(flusher, A, 150) == members(flusher, B, 150) == 150
+
+
+async def test_a_job_beyond_the_replicas_import_slots_waits_for_one_to_free(
+    make_core: MakeCore, writer: ScriptedWriter, clock: FakeClock, publisher: FakePublisher
+) -> None:
+    """One slot, backlogs for A and B: B's file is submitted only once A's import is Complete,
+    and both lists fill without a REST call."""
+    bulk = ScriptedBulk(statuses=["Importing"] * 4 + ["Complete"], clock=clock.monotonic)
+    flusher = bulk_flusher(make_core, writer, bulk, clock, publisher)
+    assert flusher.bulk is not None
+    flusher.bulk.slots = lambda: 1
+    queue(flusher, A, 150)
+    queue(flusher, B, 150)
+    await run_for(flusher, clock, 20.0)
+    assert [list_id for _, _, list_id in bulk.imports] == [LISTS[A]]
+    assert flusher.bulk.in_queue() == 1
+    await run_for(flusher, clock, 120.0)
+    assert [list_id for _, _, list_id in bulk.imports] == [LISTS[A], LISTS[B]]
+    assert members(flusher, A, 150) == members(flusher, B, 150) == 150
+    assert writer.sizes == []
+
+
+@pytest.mark.parametrize(("share", "slots"), [(1.0, 3), (0.5, 1), (1 / 12, 1), (0.0, 0), (2.0, 3)])
+def test_a_replicas_import_slots_are_its_partition_share_of_the_groups(
+    share: float, slots: int
+) -> None:
+    """`marketo.budget.bulk_imports` 3 split by partition share: floored, at least one while the
+    replica has a partition, none without, never more than the group's."""
+    settings = load_settings(DEMO_CONFIG, env={}, require_credentials=False)
+    assert settings.marketo.budget.bulk_imports == DEFAULT_SLOTS == 3
+    assert import_slots(settings, share) == slots

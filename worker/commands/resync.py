@@ -4,6 +4,10 @@ Desired membership comes from the worker's state topic, read but never written (
 it). Spends the WHOLE group budget (share 1.0): run it while the worker is quiet, or lower
 WORKER_MARKETO__BUDGET__CALLS_PER_WINDOW for it.
 
+Adds go as lead syncs and list adds (2 calls per 300 persons) or, for a list with at least
+`flush.bulk_threshold` persons to add (not with `match_only`), as bulk imports with the list's id
+(worker/bulk_repair.py: a handful of calls per file of up to 10 MB).
+
 A list is read by REST pages (1 call per 300 members) or, above `--bulk-above` members, by a bulk
 extract of its ids and emails (a handful of calls: worker/core/extract_plan.py says where the
 line is and why). Marketo's list lookup gives no member count, so the audience's desired size
@@ -27,6 +31,7 @@ from typing import TextIO, TypeVar
 import msgspec
 import structlog
 
+from worker.bulk_repair import BulkRepair
 from worker.commands.command import Command, config_parser
 from worker.commands.exit_codes import ExitCode
 from worker.core import drift, snapshot
@@ -189,7 +194,16 @@ async def _resync(
             match_only=m.person_creation == "match_only",
         )
         resolved = {audience: list_id for audience, list_id in lists.items() if list_id is not None}
-        tallies = await Repair(client, fields, wanted.states).run(resolved, drifts)
+        # an import creates the persons it does not match: never with match_only
+        bulk_above = None if fields.match_only else settings.flush.bulk_threshold or None
+        repair = Repair(
+            client,
+            fields,
+            wanted.states,
+            bulk=BulkRepair(client.bulk(), fields, wanted.states),
+            bulk_above=bulk_above,
+        )
+        tallies = await repair.run(resolved, drifts)
     finally:
         await client.close()
     print_outcome(drifts, tallies, out)
@@ -382,18 +396,27 @@ async def _cancel(bulk: BulkClient, export_id: str) -> None:
 
 
 class Repair:
-    """Removes, then syncs persons without a lead id, then adds; all in batches of 300.
+    """Removes, then syncs persons without a lead id, then adds; all in batches of 300. A list
+    with at least `bulk_above` persons to add gets them by bulk import instead (`bulk`).
 
     Relies on Marketo's idempotence (re-adding is `added`, removing a non-member is
     1015). The worker is not told: its acked set may be stale for repaired persons (harmless).
     """
 
     def __init__(
-        self, writer: ListWriter, fields: LeadFields, states: Mapping[str, ProfileState]
+        self,
+        writer: ListWriter,
+        fields: LeadFields,
+        states: Mapping[str, ProfileState],
+        *,
+        bulk: BulkRepair | None = None,
+        bulk_above: int | None = None,
     ) -> None:
         self.writer = writer
         self.fields = fields
         self.states = states
+        self.bulk = bulk
+        self.bulk_above = bulk_above  # None: every add goes by REST
         self.synced: dict[str, LeadId] = {}  # lead ids Marketo gave in this run
         # match_only: persons Marketo does not know are not created, as the worker does not
         # (counted, like the worker's `unmatched`, not refused: a rerun cannot change them)
@@ -406,9 +429,14 @@ class Repair:
         tallies = {audience: Tally() for audience in drifts}
         for audience, gap in drifts.items():
             await self._remove(lists[audience], gap.to_remove, tallies[audience])
-        await self._sync({w.email for d in drifts.values() for w in d.to_add if w.lead_id is None})
+        bulk = {a for a, gap in drifts.items() if self._in_bulk(len(gap.to_add))}
+        rest = {a: gap for a, gap in drifts.items() if a not in bulk}
+        for audience in bulk:
+            assert self.bulk is not None  # _in_bulk says so
+            await self.bulk.add(lists[audience], drifts[audience].to_add, tallies[audience])
+        await self._sync({w.email for d in rest.values() for w in d.to_add if w.lead_id is None})
         stale: dict[AudienceId, list[drift.Wanted]] = {}
-        for audience, gap in drifts.items():
+        for audience, gap in rest.items():
             stale[audience] = await self._add(lists[audience], gap.to_add, tallies[audience])
         # a lead id from state or another list may be gone (merged, deleted): sync, add once more
         await self._sync({w.email for wanted in stale.values() for w in wanted})
@@ -416,6 +444,10 @@ class Repair:
             fresh = [drift.Wanted(w.email, None) for w in wanted]
             await self._add(lists[audience], fresh, tallies[audience])
         return tallies
+
+    def _in_bulk(self, adds: int) -> bool:
+        """Tell whether a list's `adds` go by bulk import: at the threshold or above."""
+        return self.bulk is not None and self.bulk_above is not None and adds >= self.bulk_above
 
     async def _remove(self, list_id: ListId, lead_ids: Sequence[LeadId], tally: Tally) -> None:
         for chunk in _chunks(lead_ids):
