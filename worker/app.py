@@ -34,6 +34,7 @@ from worker.kafka.topics import ensure_topics, max_message_bytes
 from worker.loop import Core, Loop, LoopSettings
 from worker.marketo.client import connect
 from worker.marketo.limiter import Limiter, limiter_for
+from worker.quota_watch import QuotaWatch
 from worker.restoring import Restores
 from worker.settings import Settings
 from worker.startup.prepare import prepare
@@ -62,6 +63,7 @@ class Edges:
     list_ids: dict[AudienceId, ListId]
     converter: Converter
     bulk: BulkWriter | None = None  # Marketo's bulk import; None: no bulk lane (a dry run)
+    quota_watch: QuotaWatch | None = None  # re-reads the usage stats; None: never (a dry run)
 
 
 def handle_stop_signals() -> asyncio.Event:
@@ -121,14 +123,17 @@ async def run(settings: Settings) -> int:
             on_delay=progress.budget_wait,
         )
         client = connect(m, limiter, observer=MetricsObserver(metrics))
+        watch = QuotaWatch(client, limiter, metrics, m.budget.usage_interval_s)
         try:
             prepared = await progress.unless_stopped(
-                prepare(settings, client, limiter, progress), stop
+                prepare(settings, client, watch, progress), stop
             )
             if prepared is None:
                 return 0
             converter, list_ids = prepared
-            edges = Edges(config, partitions, limiter, client, list_ids, converter, client.bulk())
+            edges = Edges(
+                config, partitions, limiter, client, list_ids, converter, client.bulk(), watch
+            )
             return await serve(settings, metrics, edges, stop, health)
         finally:
             await client.close()
@@ -139,6 +144,9 @@ async def serve(
 ) -> int:
     """Consume and flush to `edges.writer` until `stop` is set; drain, commit, leave the group."""
     loop, consumer = build_loop(settings, metrics, edges, stop)
+    watching = (
+        None if edges.quota_watch is None else asyncio.create_task(edges.quota_watch.run(stop))
+    )
     try:
         health.loop = loop
         log.info(
@@ -151,6 +159,10 @@ async def serve(
         log.info("worker.stopping", deadline_s=settings.flush.shutdown_deadline_s)
         flushed = await loop.shutdown(settings.flush.shutdown_deadline_s)
     finally:
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watching
         with contextlib.suppress(Exception):
             consumer.close()  # leaves the group: a rebalance hands our partitions over now
     log.info("worker.stopped", flushed_all=flushed)
@@ -231,6 +243,7 @@ def build_loop(
             if partition in partitions:  # stats may still name a partition just revoked
                 metrics.consumer_lag.labels(str(partition)).set(lag)
         metrics.daily_quota_remaining.set(limiter.quota_remaining())
+        metrics.daily_quota_allowed.set(limiter.quota_allowed())  # moves with the share
         metrics.ready.set(1 if _readiness(partitions)[0] else 0)
 
     consumer = KafkaConsumer({**config, "group.id": k.group_id}, k.topic, on_stats=on_stats)

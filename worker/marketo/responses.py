@@ -121,11 +121,19 @@ class DescribeAttribute(msgspec.Struct, frozen=True, rename="camel"):
     rest: RestName | None = None
 
 
+class UsageUser(msgspec.Struct, frozen=True, rename="camel"):
+    """One API user's calls in a day of `/rest/v1/stats/usage.json`."""
+
+    user_id: str = ""
+    count: int = 0
+
+
 class UsageDay(msgspec.Struct, frozen=True):
-    """One day of `/rest/v1/stats/usage.json`."""
+    """One day of `/rest/v1/stats/usage.json`: the instance's calls, and each API user's."""
 
     date: str = ""
     total: int = 0
+    users: list[UsageUser] = []
 
 
 class TokenReply(msgspec.Struct, frozen=True):
@@ -133,6 +141,7 @@ class TokenReply(msgspec.Struct, frozen=True):
 
     access_token: str
     expires_in: float = 0.0
+    scope: str = ""  # the API-only user that owns the custom service
 
 
 class _Head(msgspec.Struct, rename="camel"):

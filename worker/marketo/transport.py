@@ -229,6 +229,9 @@ class Transport:
         self._rng = rng or random.Random()
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
+        # The API user the identity answer named (`scope`): whose line of the usage stats is
+        # ours. None until a token is fetched, or when Marketo names none.
+        self.api_user: str | None = None
 
     async def close(self) -> None:
         """Close the session if this transport opened it."""
@@ -413,6 +416,7 @@ class Transport:
         # would only loop, so a reused token is kept until its expiry.
         renew_at_s = expires_at_s + _EXPIRY_SLACK_S if reused else expires_at_s - _RENEW_BEFORE_S
         _log.info("marketo.token_refreshed", expires_in_s=reply.expires_in, reused=reused)
+        self.api_user = reply.scope or None
         return _Token(reply.access_token, expires_at_s, renew_at_s)
 
 

@@ -52,6 +52,23 @@ class Metrics:
         self.daily_quota_remaining = Gauge(
             f"{p}daily_quota_remaining", "This replica's calls left today", registry=r
         )
+        # the instance's day as Marketo's usage stats last showed it (read every
+        # marketo.budget.usage_interval_s): other API users' calls shrink the group's share
+        self.quota_instance_today = Gauge(
+            f"{p}quota_instance_calls_today",
+            "Calls of every API user today, as Marketo's usage stats last showed it",
+            registry=r,
+        )
+        self.quota_others_today = Gauge(
+            f"{p}quota_others_today",
+            "Calls other API users (other integrations) made today, at the last usage reading",
+            registry=r,
+        )
+        self.daily_quota_allowed = Gauge(
+            f"{p}daily_quota_allowed",
+            "This replica's calls for today: its share of quota - reserve - others' calls",
+            registry=r,
+        )
         self.end_to_end_latency = Histogram(
             f"{p}end_to_end_latency_seconds",
             "Event ts to Marketo acknowledgement",
