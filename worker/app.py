@@ -185,17 +185,9 @@ def build_core(
         settings.flush.max_batch,
         settings.flush.max_linger_s,
         delete_persons=settings.marketo.delete_persons,
-        bulk_threshold=bulk_threshold(settings) if bulk else None,
+        bulk_threshold=settings.bulk_threshold() if bulk else None,
     )
     return Core(Partitions(), ledger, store, outbox, audiences, paths)
-
-
-def bulk_threshold(settings: Settings) -> int | None:
-    """The backlog adds of a list that go by bulk import; None: never. Not with `match_only`,
-    which promises never to create a person: an import creates those it does not match."""
-    if settings.marketo.person_creation == "match_only":
-        return None
-    return settings.flush.bulk_threshold or None
 
 
 def build_flusher(

@@ -479,6 +479,13 @@ class Settings(BaseSettings):
             return retained
         return retained | ({ECID} & {mapping.source for mapping in self.mapping})
 
+    def bulk_threshold(self) -> int | None:
+        """The backlog adds of a list that go by bulk import; None: never. Not with `match_only`,
+        which promises never to create a person: an import creates those it does not match."""
+        if self.marketo.person_creation == "match_only":
+            return None
+        return self.flush.bulk_threshold or None
+
     def compiled_rules(self) -> dict[AudienceId, Rule]:
         """Each rule audience's compiled rule, by audience id."""
         return {

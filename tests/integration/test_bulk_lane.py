@@ -14,6 +14,7 @@ from tests.integration.harness import (
     WorkerProcess,
     event,
     group_of,
+    metric,
     new_input_topic,
     produce,
     wait_for_lists,
@@ -102,6 +103,10 @@ def test_an_activation_of_new_persons_goes_through_one_bulk_import(
             wait_for_lists(sandbox, {"Pro": want, "Last": {SENTINEL}}, 180)
             wait_for(lambda: bool(completed(worker)), 60, "the job's status polled Complete")
             (job,) = completed(worker)
+            shown = {
+                name: metric(worker, f"marketo_worker_{name}")
+                for name in ("bulk_jobs_total", "bulk_jobs_in_flight", "bulk_rows_total")
+            }
         finally:
             assert worker.stop() == 0
         state = sandbox_state(sandbox)
@@ -114,5 +119,9 @@ def test_an_activation_of_new_persons_goes_through_one_bulk_import(
     bulk = sum(spent.get(kind, 0) for kind in BULK_KINDS)
     assert 2 <= bulk <= (2 * PERSONS // 300) // 2, spent  # REST: a lead sync and an add per 300
     assert (job["rows"], job["failed"], job["calls"]) == (PERSONS, 0, bulk)
+    # the job queued and completed (importing too, if a poll saw it), its rows all imported
+    assert shown["bulk_jobs_in_flight"] == 0
+    assert shown["bulk_rows_total"] == PERSONS
+    assert shown["bulk_jobs_total"] in {2, 3}
     (odd,) = [lead for lead in state["leads"] if lead.get("email") == "b0@example.com"]
     assert odd["firstName"] == ODD_NAME

@@ -69,6 +69,20 @@ class Metrics:
             "This replica's calls for today: its share of quota - reserve - others' calls",
             registry=r,
         )
+        # the bulk lane's imports (worker/bulk_lane.py): jobs reaching each state (queued,
+        # importing, complete, failed), those in flight by state, and the completed jobs' rows
+        self.bulk_jobs = Counter(
+            f"{p}bulk_jobs", "Bulk import jobs that reached a state", ["state"], registry=r
+        )
+        self.bulk_jobs_in_flight = Gauge(
+            f"{p}bulk_jobs_in_flight", "Bulk import jobs in flight, by state", ["state"], registry=r
+        )
+        self.bulk_rows = Counter(
+            f"{p}bulk_rows",
+            "Rows of completed bulk imports: imported, failed, warned",
+            ["outcome"],
+            registry=r,
+        )
         self.end_to_end_latency = Histogram(
             f"{p}end_to_end_latency_seconds",
             "Event ts to Marketo acknowledgement",
