@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -123,7 +124,14 @@ async def run(settings: Settings) -> int:
             on_delay=progress.budget_wait,
         )
         client = connect(m, limiter, observer=MetricsObserver(metrics))
-        watch = QuotaWatch(client, limiter, metrics, m.budget.usage_interval_s)
+        watch = QuotaWatch(
+            client,
+            limiter,
+            metrics,
+            m.budget.usage_interval_s,
+            exports=client.bulk(),
+            quota_zone=ZoneInfo(m.budget.quota_timezone),
+        )
         try:
             prepared = await progress.unless_stopped(
                 prepare(settings, client, watch, progress), stop

@@ -33,6 +33,9 @@ class FakeClient:
         """Overridden by each test's behaviour."""
         raise NotImplementedError
 
+    def bulk(self) -> None:
+        """No bulk client: start-up fails or stops before it is used."""
+
     async def close(self) -> None:
         """Remember the close."""
         self.closed = True

@@ -4,6 +4,8 @@ and the log; a failed reading is retried sooner and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from structlog.testing import capture_logs
@@ -48,6 +50,40 @@ class QuotaOf:
 
     def group_allowed(self) -> int:
         return self.quota_allowed()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A completed extract job's figures."""
+
+    finished_at: str | None
+    file_size: int | None
+
+
+class ScriptedExports:
+    """Lists the given completed jobs, or raises `error`."""
+
+    def __init__(self, *jobs: Job, error: Exception | None = None) -> None:
+        self.jobs, self.error = list(jobs), error
+
+    async def export_jobs(self, status: str = "Completed") -> list[Job]:
+        if self.error is not None:
+            raise self.error
+        return self.jobs
+
+
+NOON_CHICAGO = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
+
+
+def with_exports(exports: ScriptedExports, metrics: Metrics) -> QuotaWatch:
+    return QuotaWatch(
+        ScriptedUsage(DailyUsage(1, 1)),
+        QuotaOf(900),
+        metrics,
+        600.0,
+        exports=exports,
+        wall_clock=lambda: NOON_CHICAGO,
+    )
 
 
 def gauge(metrics: Metrics, name: str) -> float | None:
@@ -115,6 +151,24 @@ async def test_a_failed_reading_keeps_the_last_one_and_is_retried_sooner() -> No
             await watch.run(reader.stop)
     assert [e["event"] for e in logs] == ["quota.usage_failed"]
     assert (limiter.used, watch.next_read_in_s()) == (10, 60.0)
+
+
+async def test_a_reading_shows_the_extract_bytes_used_today() -> None:
+    """Completed extracts finished today count in `bulk_export_bytes_today`; older ones not."""
+    metrics = Metrics()
+    today, yesterday = Job("2026-03-10T15:00:00Z", 4_000), Job("2026-03-09T15:00:00Z", 9_000)
+    await with_exports(ScriptedExports(today, yesterday), metrics).read()
+    assert gauge(metrics, "bulk_export_bytes_today") == 4_000
+
+
+async def test_a_failed_export_listing_keeps_the_usage_reading() -> None:
+    """Listing the extract jobs failing is logged; the usage reading still counts."""
+    metrics = Metrics()
+    exports = ScriptedExports(error=MarketoUnavailable("608", "unavailable"))
+    with capture_logs() as logs:
+        await with_exports(exports, metrics).read()
+    assert "quota.export_usage_failed" in [e["event"] for e in logs]
+    assert gauge(metrics, "quota_instance_calls_today") == 1
 
 
 @pytest.mark.parametrize("interval_s", [0.0, -1.0])

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,25 @@ def daily_usage(total: int, users: Iterable[tuple[str, int]], own_user: str | No
 def group_allowance(daily_quota: int, daily_reserve: int, others: int) -> int:
     """The group's calls for today: the quota less the reserve less what others spent (>= 0)."""
     return max(0, daily_quota - daily_reserve - others)
+
+
+def export_bytes_on(
+    day: date, zone: ZoneInfo, completed: Iterable[tuple[str | None, int | None]]
+) -> int:
+    """Bytes of bulk extract files counted against `day`'s allocation (Marketo: 500 MB a day):
+    the `fileSize` of every completed job whose `finishedAt` falls on `day` in the quota zone.
+    A job without a readable time or size counts nothing."""
+    total = 0
+    for finished_at, size in completed:
+        if finished_at is None or size is None:
+            continue
+        try:
+            finished = datetime.fromisoformat(finished_at)
+        except ValueError:
+            continue
+        if finished.tzinfo is not None and finished.astimezone(zone).date() == day:
+            total += size
+    return total
 
 
 class UsageSchedule:

@@ -62,6 +62,7 @@ Endpoint = Literal[
     "bulk_export_status",
     "bulk_export_file",
     "bulk_export_cancel",
+    "bulk_export_jobs",
 ]
 Query = tuple[tuple[str, str], ...]
 Headers = tuple[tuple[str, str], ...]

@@ -83,6 +83,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.bulk_export_bytes_today = Gauge(
+            f"{p}bulk_export_bytes_today",
+            "Bulk extract file bytes the instance used of today's allocation (500 MB)",
+            registry=r,
+        )
         self.end_to_end_latency = Histogram(
             f"{p}end_to_end_latency_seconds",
             "Event ts to Marketo acknowledgement",

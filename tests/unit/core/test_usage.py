@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
+from zoneinfo import ZoneInfo
+
 import pytest
 
-from worker.core.usage import DailyUsage, UsageSchedule, daily_usage, group_allowance
+from worker.core.usage import (
+    DailyUsage,
+    UsageSchedule,
+    daily_usage,
+    export_bytes_on,
+    group_allowance,
+)
 
 
 def test_others_are_the_total_less_our_api_user() -> None:
@@ -70,3 +79,23 @@ def test_interval_must_be_positive() -> None:
     """An interval of 0 is refused."""
     with pytest.raises(ValueError, match="interval_s"):
         UsageSchedule(0.0, now=0.0)
+
+
+CHICAGO = ZoneInfo("America/Chicago")
+DAY = date(2026, 3, 10)
+
+
+def test_export_bytes_count_the_jobs_finished_today_in_the_quota_zone() -> None:
+    """Jobs finished on the quota day (Chicago) count; one finished the evening before does not."""
+    jobs = [
+        ("2026-03-10T15:00:00Z", 1_000),  # 10:00 in Chicago
+        ("2026-03-11T04:59:59Z", 500),  # 23:59:59 in Chicago, still the 10th
+        ("2026-03-10T04:00:00Z", 7_000),  # 23:00 on the 9th in Chicago
+    ]
+    assert export_bytes_on(DAY, CHICAGO, jobs) == 1_500
+
+
+def test_export_jobs_without_a_readable_time_or_size_count_nothing() -> None:
+    """A job missing `finishedAt` or `fileSize`, or with an unreadable time, adds 0."""
+    jobs = [(None, 10), ("2026-03-10T15:00:00Z", None), ("yesterday", 10)]
+    assert export_bytes_on(DAY, CHICAGO, jobs) == 0
