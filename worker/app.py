@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -35,6 +36,7 @@ from worker.kafka.topics import ensure_topics, max_message_bytes
 from worker.loop import Core, Loop, LoopSettings
 from worker.marketo.client import connect
 from worker.marketo.limiter import Limiter, limiter_for
+from worker.quota_watch import QuotaWatch
 from worker.restoring import Restores
 from worker.settings import Settings
 from worker.startup.prepare import prepare
@@ -63,6 +65,7 @@ class Edges:
     list_ids: dict[AudienceId, ListId]
     converter: Converter
     bulk: BulkWriter | None = None  # Marketo's bulk import; None: no bulk lane (a dry run)
+    quota_watch: QuotaWatch | None = None  # re-reads the usage stats; None: never (a dry run)
 
 
 def handle_stop_signals() -> asyncio.Event:
@@ -122,14 +125,24 @@ async def run(settings: Settings) -> int:
             on_delay=progress.budget_wait,
         )
         client = connect(m, limiter, observer=MetricsObserver(metrics))
+        watch = QuotaWatch(
+            client,
+            limiter,
+            metrics,
+            m.budget.usage_interval_s,
+            exports=client.bulk(),
+            quota_zone=ZoneInfo(m.budget.quota_timezone),
+        )
         try:
             prepared = await progress.unless_stopped(
-                prepare(settings, client, limiter, progress), stop
+                prepare(settings, client, watch, progress), stop
             )
             if prepared is None:
                 return 0
             converter, list_ids = prepared
-            edges = Edges(config, partitions, limiter, client, list_ids, converter, client.bulk())
+            edges = Edges(
+                config, partitions, limiter, client, list_ids, converter, client.bulk(), watch
+            )
             return await serve(settings, metrics, edges, stop, health)
         finally:
             await client.close()
@@ -140,6 +153,9 @@ async def serve(
 ) -> int:
     """Consume and flush to `edges.writer` until `stop` is set; drain, commit, leave the group."""
     loop, consumer = build_loop(settings, metrics, edges, stop)
+    watching = (
+        None if edges.quota_watch is None else asyncio.create_task(edges.quota_watch.run(stop))
+    )
     try:
         health.loop = loop
         log.info(
@@ -152,6 +168,10 @@ async def serve(
         log.info("worker.stopping", deadline_s=settings.flush.shutdown_deadline_s)
         flushed = await loop.shutdown(settings.flush.shutdown_deadline_s)
     finally:
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watching
         with contextlib.suppress(Exception):
             consumer.close()  # leaves the group: a rebalance hands our partitions over now
     log.info("worker.stopped", flushed_all=flushed)
@@ -174,17 +194,9 @@ def build_core(
         settings.flush.max_batch,
         settings.flush.max_linger_s,
         delete_persons=settings.marketo.delete_persons,
-        bulk_threshold=bulk_threshold(settings) if bulk else None,
+        bulk_threshold=settings.bulk_threshold() if bulk else None,
     )
     return Core(Partitions(), ledger, store, outbox, audiences, paths)
-
-
-def bulk_threshold(settings: Settings) -> int | None:
-    """The backlog adds of a list that go by bulk import; None: never. Not with `match_only`,
-    which promises never to create a person: an import creates those it does not match."""
-    if settings.marketo.person_creation == "match_only":
-        return None
-    return settings.flush.bulk_threshold or None
 
 
 def build_flusher(
@@ -241,6 +253,7 @@ def build_loop(
             if partition in partitions:  # stats may still name a partition just revoked
                 metrics.consumer_lag.labels(str(partition)).set(lag)
         metrics.daily_quota_remaining.set(limiter.quota_remaining())
+        metrics.daily_quota_allowed.set(limiter.quota_allowed())  # moves with the share
         metrics.ready.set(1 if _readiness(partitions)[0] else 0)
 
     consumer = KafkaConsumer({**config, "group.id": k.group_id}, k.topic, on_stats=on_stats)

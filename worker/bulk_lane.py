@@ -82,6 +82,21 @@ class BulkWriter(Protocol):
     async def import_warnings(self, batch_id: int) -> bytes | None: ...
 
 
+class JobWatch(Protocol):
+    """Where the lane reports its jobs (worker.telemetry.observer.BulkMetrics)."""
+
+    def job_moved(self, before: str | None, after: str) -> None: ...
+    def rows(self, imported: int, failed: int, warned: int) -> None: ...
+
+
+class _Unwatched:
+    def job_moved(self, before: str | None, after: str) -> None:
+        """Report nothing."""
+
+    def rows(self, imported: int, failed: int, warned: int) -> None:
+        """Report nothing."""
+
+
 class Fields(Protocol):
     """How a profile becomes a person record (worker.flusher.LeadFields)."""
 
@@ -110,6 +125,7 @@ class _Run:
     warned: int = 0
     polls: int = 0
     calls: int = 0
+    state: str | None = None  # queued, importing (as the metrics name it), once reported
 
 
 @dataclass(slots=True)
@@ -130,6 +146,7 @@ class BulkLane:
     paused_until: dict[AudienceId, float] = field(default_factory=dict)
     queue_full_until: float = 0.0  # after a 1016, no submit before this (on the clock)
     queue_full_s: float = QUEUE_FULL_FIRST_S  # the wait after the next 1016
+    watch: JobWatch = field(default_factory=_Unwatched)
 
     def paused(self, now: float) -> set[AudienceId]:
         """The lists that send no new job now: one in flight, or a recent one failed."""
@@ -158,6 +175,7 @@ class BulkLane:
             self._finish(run)
             return
         self.runs[job.audience] = run
+        self._move(run, "queued")
         log.info("bulk.job_queued", audience=job.audience, rows=len(records), files=len(files))
         self.start_due(self.clock())
 
@@ -234,6 +252,7 @@ class BulkLane:
             self._put_back(run, status.message or "the import failed")
             return
         if status.status != "Complete":
+            self._move(run, "importing" if status.status == "Importing" else "queued")
             run.poll_s = min(2 * run.poll_s, POLL_MAX_S)
             run.due = self.clock() + run.poll_s
             return
@@ -263,9 +282,18 @@ class BulkLane:
             for record in records:
                 run.results[run.owners[record]] = ("skipped", FAILED_ROW, reason)
 
+    def _move(self, run: _Run, state: str) -> None:
+        # forward only: the next file of a job queued again does not count the job twice
+        if state != run.state and not (state == "queued" and run.state == "importing"):
+            self.watch.job_moved(run.state, state)
+            run.state = state
+
     def _finish(self, run: _Run) -> None:
         settled = self.outbox.settle_bulk_job(run.job, run.results)
         failed = sum(1 for status, _, _ in run.results if status != "added")
+        if run.files:  # a job none of whose rows could be written was never Marketo's
+            self._move(run, "complete")
+            self.watch.rows(len(run.results) - failed, failed, run.warned)
         log.info(
             "bulk.job_completed",
             audience=run.job.audience,
@@ -283,4 +311,12 @@ class BulkLane:
         self.runs.pop(audience, None)
         self.outbox.retry_later(run.job)
         self.paused_until[audience] = self.clock() + PAUSE_S
-        log.warning("bulk.job_failed", audience=audience, rows=len(run.job.taken), reason=reason)
+        self._move(run, "failed")
+        seconds = round(self.clock() - run.started, 1)
+        log.warning(
+            "bulk.job_failed",
+            audience=audience,
+            rows=len(run.job.taken),
+            reason=reason,
+            seconds=seconds,
+        )

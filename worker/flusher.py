@@ -45,6 +45,7 @@ from worker.core.profile import Outcome, ProfileState, Unmatched
 from worker.core.store import StateStore
 from worker.errors import CallAbandoned, MarketoError, QuotaExhausted, RequestRejected
 from worker.telemetry.metrics import Metrics
+from worker.telemetry.observer import BulkMetrics
 
 log = structlog.get_logger("worker.flusher")
 
@@ -176,7 +177,15 @@ class Flusher:
             None
             if bulk is None
             else BulkLane(
-                outbox, bulk, store, fields, list_ids, clock, self._spawn_step, self._apply
+                outbox,
+                bulk,
+                store,
+                fields,
+                list_ids,
+                clock,
+                self._spawn_step,
+                self._apply,
+                watch=BulkMetrics(metrics),
             )
         )
         if self.bulk is not None and bulk_slots is not None:

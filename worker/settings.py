@@ -210,6 +210,11 @@ class BudgetSettings(BaseModel):
     # importing, 10 in all, shared with every other integration (the 11th gets 1016). 3 keeps
     # both importing places busy with one file waiting, and leaves 7 places to the others
     bulk_imports: int = Field(default=3, ge=1, le=10)
+    # How often Marketo's usage stats are read (other API users' calls today shrink the group's
+    # share). Each reading is a call: every 10 minutes is 144 a day per replica, 0.3 % of a
+    # 50,000-call day; what another integration spends meanwhile (at most 3,000 calls in 10
+    # minutes at Marketo's 100 per 20 s) is seen within that time, well inside the reserve.
+    usage_interval_s: float = Field(default=600.0, ge=1.0)
 
     @field_validator("daily_reserve")
     @classmethod
@@ -478,6 +483,13 @@ class Settings(BaseSettings):
         if retained is ALL_ATTRIBUTES:
             return retained
         return retained | ({ECID} & {mapping.source for mapping in self.mapping})
+
+    def bulk_threshold(self) -> int | None:
+        """The backlog adds of a list that go by bulk import; None: never. Not with `match_only`,
+        which promises never to create a person: an import creates those it does not match."""
+        if self.marketo.person_creation == "match_only":
+            return None
+        return self.flush.bulk_threshold or None
 
     def compiled_rules(self) -> dict[AudienceId, Rule]:
         """Each rule audience's compiled rule, by audience id."""

@@ -315,3 +315,19 @@ async def test_usage_today_counts_calls() -> None:
             after = await client.usage_today()
         assert after == before + 3
         assert after == sandbox_stats(sb)["quota_used"]
+
+
+async def test_usage_tells_another_api_users_calls_from_ours() -> None:
+    """usage() splits today's calls into ours (the token's API user) and the others'."""
+    other = ("etl-client", "etl-secret", "etl@other.example")
+    with sandbox("--api-user", ":".join(other)) as sb:
+        etl = MarketoClient(
+            Transport(sb.url, SecretStr(other[0]), SecretStr(other[1]), RecordingLimiter())
+        )
+        async with etl:
+            for _ in range(4):
+                await etl.find_folder("Audiences")
+        async with client_for(sb, RecordingLimiter()) as client:
+            await client.find_folder("Audiences")
+            usage = await client.usage()
+    assert (usage.total, usage.own, usage.others) == (6, 2, 4)

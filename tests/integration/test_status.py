@@ -107,15 +107,15 @@ def test_status_of_synced_lists_shows_every_member_in_marketo(synced: Path) -> N
 
 
 def test_status_prints_an_aligned_row_per_audience_and_the_total(synced: Path) -> None:
-    """The text output has a header, one row per audience with its counts, calls and time, and
-    the total."""
+    """The text output has a header, one row per audience with its counts, calls, time and lane
+    (`-`: nothing pending), and the total."""
     done = status(synced)
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert (done.returncode, rows) == (
         0,
         [
-            ["fr", "3", "3", "0", "0", "0", "0s"],
-            ["pro", "2", "2", "0", "0", "0", "0s"],
+            ["fr", "3", "3", "0", "0", "0", "0s", "-"],
+            ["pro", "2", "2", "0", "0", "0", "0s", "-"],
             ["total", "0", "0", "0", "0s"],
         ],
     )

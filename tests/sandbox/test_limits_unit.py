@@ -55,8 +55,8 @@ def test_quota_exhausts_and_resets_at_chicago_midnight() -> None:
     """The quota is spent after `quota` calls and resets at midnight America/Chicago."""
     quota = DailyQuota(2, QuotaDay("America/Chicago"))
     before_s = datetime(2026, 3, 11, 4, 59, 59, tzinfo=UTC).timestamp()  # 23:59:59 CDT
-    quota.use(before_s)
-    quota.use(before_s)
+    quota.use(before_s, "u")
+    quota.use(before_s, "u")
     assert quota.is_exhausted(before_s)
     assert not quota.is_exhausted(before_s + 1)
 
@@ -71,13 +71,32 @@ def test_fixed_utc_minus_6_zone_resets_an_hour_later_in_summer() -> None:
 def test_quota_day_length_for_tests() -> None:
     """With `day_s`, the quota day turns every `day_s` seconds from the origin."""
     quota = DailyQuota(1, QuotaDay(day_s=5.0, origin_s=100.0))
-    quota.use(101.0)
+    quota.use(101.0, "u")
     assert quota.is_exhausted(104.9)
     assert not quota.is_exhausted(105.0)
+
+
+def test_quota_counts_each_api_user_apart() -> None:
+    """Today's calls are kept per API user as well as in total, and reset with the day."""
+    quota = DailyQuota(10, QuotaDay(day_s=5.0, origin_s=100.0))
+    quota.use(101.0, "worker")
+    quota.use(101.0, "other")
+    quota.use(101.0, "other")
+    assert quota.users_today(101.0) == [("other", 2), ("worker", 1)]
+    assert quota.users_today(105.0) == []
+
+
+def test_refund_uncounts_the_call_of_its_user() -> None:
+    """A refunded call leaves its user's count and the total."""
+    quota = DailyQuota(10, QuotaDay())
+    quota.use(0.0, "worker")
+    quota.use(0.0, "other")
+    quota.refund(0.0, "other")
+    assert (quota.used_today(0.0), quota.users_today(0.0)) == (1, [("worker", 1)])
 
 
 def test_quota_zero_is_off() -> None:
     """A quota of 0 is never exhausted."""
     quota = DailyQuota(0, QuotaDay())
-    quota.use(0.0)
+    quota.use(0.0, "u")
     assert not quota.is_exhausted(0.0)

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.sandbox_views import sandbox_stats
-from worker.sandbox.cli import main
+from worker.sandbox.cli import api_user, main
+from worker.sandbox.identity import ApiUser
 from worker.sandbox.process import DEFAULT_CLIENT_SECRET, SandboxProcess, SandboxStartError
 from worker.sandbox.speed import measure
 
@@ -173,3 +174,14 @@ def test_bulk_import_runs_on_the_real_clock_at_the_flag_speed() -> None:
     )
     assert isinstance(leads, list)
     assert len(leads) == 3
+
+
+def test_api_user_flag_needs_three_parts() -> None:
+    """An `--api-user` without CLIENT_ID:SECRET:USER_ID is refused with a clear message."""
+    with pytest.raises(ValueError, match="CLIENT_ID:SECRET:USER_ID"):
+        api_user("only-an-id")
+
+
+def test_api_user_secret_may_hold_a_colon() -> None:
+    """The user id is the part after the last colon; the secret keeps its own colons."""
+    assert api_user("id:se:cret:etl@example.com") == ApiUser("id", "se:cret", "etl@example.com")

@@ -14,6 +14,7 @@ import yaml
 
 from worker import app
 from worker.config_file import load_settings
+from worker.core.usage import DailyUsage
 from worker.errors import ConfigError, RequestRejected
 from worker.kafka.localbroker import free_port
 from worker.settings import Settings
@@ -28,9 +29,12 @@ class FakeClient:
         self.stop = stop
         self.closed = False
 
-    async def usage_today(self) -> int:
+    async def usage(self) -> DailyUsage:
         """Overridden by each test's behaviour."""
         raise NotImplementedError
+
+    def bulk(self) -> None:
+        """No bulk client: start-up fails or stops before it is used."""
 
     async def close(self) -> None:
         """Remember the close."""
@@ -38,17 +42,17 @@ class FakeClient:
 
 
 class RefusingClient(FakeClient):
-    async def usage_today(self) -> int:
+    async def usage(self) -> DailyUsage:
         """Marketo refuses the credentials."""
         raise RequestRejected("http_401", "refused")
 
 
 class StoppedClient(FakeClient):
-    async def usage_today(self) -> int:
+    async def usage(self) -> DailyUsage:
         """SIGTERM comes while the call waits for a budget slot that never comes."""
         self.stop.set()
         await asyncio.Event().wait()
-        return 0
+        return DailyUsage(0, 0)
 
 
 def settings_on(tmp_path: Path, port: int) -> Settings:

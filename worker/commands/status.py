@@ -16,13 +16,18 @@ names are listed as not configured. Exit 0 when printed, 2 for a configuration o
                     "pending_adds": int, "pending_removes": int,
                     "calls": {"lead_syncs": int, "list_adds": int, "list_removes": int,
                               "total": int} | null,
-                    "seconds_left": float | null}, ...],
+                    "seconds_left": float | null,
+                    "lane": "rest" | "bulk" | null}, ...],
      "total": {"pending_adds": int, "pending_removes": int, "calls": {...},
                "seconds_left": float}}
 
 `unreadable` counts states that do not decode (they count nowhere else); `calls` and
 `seconds_left` are null for an audience not configured (the worker sends nothing for it); the
 total's calls share lead syncs between lists, so they can be fewer than the audiences' sum.
+`lane` is the way the audience's pending adds go when a worker restores them (a backlog): `bulk`
+(one bulk import with the list's id) at `flush.bulk_threshold` adds or more, the worker's own
+test, never with `match_only`; else `rest` (lead syncs and list adds); null with nothing pending or
+not configured. Removals always go by REST; `calls` and `seconds_left` count the REST lane's.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from worker.commands.exit_codes import ExitCode
 from worker.core import snapshot
 from worker.core.drift import RepairCalls
 from worker.core.ids import AudienceId
+from worker.core.outbox import takes_bulk
 from worker.core.profile import ProfileState
-from worker.core.progress import Progress, progress, seconds_for
+from worker.core.progress import AudienceProgress, Progress, progress, seconds_for
 from worker.errors import ConfigError
 from worker.kafka.changelog import RestoreInterrupted, read_partition
 from worker.kafka.replay import partition_count
@@ -108,6 +114,12 @@ def report(settings: Settings, counted: Progress, unreadable: int) -> dict[str, 
     """The status as a JSON-ready dict (the shape is the module docstring's)."""
     budget = settings.marketo.budget
     names = {a.id: a.name for a in settings.audiences}
+    threshold = settings.bulk_threshold()
+
+    def lane(item: AudienceProgress) -> str | None:
+        if not item.configured or not (item.pending_adds or item.pending_removes):
+            return None
+        return "bulk" if takes_bulk(item.pending_adds, threshold) else "rest"
 
     def left(calls: RepairCalls | None) -> float | None:
         if calls is None:
@@ -125,6 +137,7 @@ def report(settings: Settings, counted: Progress, unreadable: int) -> dict[str, 
             "pending_removes": item.pending_removes,
             "calls": _calls(item.calls),
             "seconds_left": left(item.calls),
+            "lane": lane(item),
         }
         for item in counted.audiences
     ]
@@ -159,7 +172,16 @@ def _calls(calls: RepairCalls | None) -> dict[str, int] | None:
     }
 
 
-_COLUMNS = ("audience", "wanted", "in Marketo", "pending adds", "pending removes", "calls", "time")
+_COLUMNS = (
+    "audience",
+    "wanted",
+    "in Marketo",
+    "pending adds",
+    "pending removes",
+    "calls",
+    "time",
+    "lane",
+)
 
 
 def text(found: dict[str, Any]) -> str:
@@ -171,11 +193,12 @@ def text(found: dict[str, Any]) -> str:
         counts = [str(item[k]) for k in ("wanted", "in_marketo", "pending_adds", "pending_removes")]
         if item["configured"]:
             counts += [str(item["calls"]["total"]), _duration(item["seconds_left"])]
+            counts.append(item["lane"] or "-")
         rows.append((item["audience"], *counts))
     total = found["total"]
     pending = (str(total["pending_adds"]), str(total["pending_removes"]))
     calls = (str(total["calls"]["total"]), _duration(total["seconds_left"]))
-    rows.append(("total", "", "", *pending, *calls))
+    rows.append(("total", "", "", *pending, *calls, ""))
     widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(_COLUMNS))]
     lines = [
         f"state topic {found['state_topic']}: {found['profiles']} profiles"

@@ -16,6 +16,8 @@ requested at one common moment, and those sum to at most 1. With at most one
 replica below one call's worth of share the floors keep the sum within the limit; each further
 such replica may add one call (keep replicas ≤ concurrency). Mid-day rebalances can make the
 quota split inexact; `observe_usage` (the instance's own count) and 607 parking bound it.
+What other API users spent today (`observe_usage`) comes off the quota before it is split
+(worker.core.usage), so the reserve is left to them.
 
 Window accounting is conservative: Marketo counts a call when it arrives, at some instant
 between our start and our finish, so a call counts here from its start until `window_s` after
@@ -32,6 +34,7 @@ from datetime import time as day_time
 from zoneinfo import ZoneInfo
 
 from worker.core.marketo_api import CONCURRENCY_LIMITED
+from worker.core.usage import group_allowance
 
 POLL_S = 0.05  # wait when only a finishing call can free room; the async edge wakes earlier
 FIRST_615_BACKOFF_S = 1.0
@@ -94,7 +97,7 @@ class Budget:
         self._probing = False
         self._day: date | None = None
         self._day_used = 0
-        self._instance_used: tuple[date, int] | None = None
+        self._instance_used: tuple[date, int, int] | None = None  # day, all calls, others'
 
     # --- share ----------------------------------------------------------------------------
 
@@ -235,21 +238,33 @@ class Budget:
 
     # --- daily quota ----------------------------------------------------------------------
 
-    def observe_usage(self, day: date, used_by_instance: int) -> None:
-        """Note the instance's own count of calls on `day` (all integrations), from stats/usage.
+    def observe_usage(self, day: date, used_by_instance: int, used_by_others: int = 0) -> None:
+        """Note the instance's own count of calls on `day` (all integrations), from stats/usage,
+        and how many of them other API users made.
 
-        At daily_quota - daily_reserve or more, this replica's quota counts as spent that day.
+        At daily_quota - daily_reserve or more, this replica's quota counts as spent that day;
+        the others' calls come off the quota before this replica's share of it is taken.
         """
-        self._instance_used = (day, used_by_instance)
+        self._instance_used = (day, used_by_instance, used_by_others)
+
+    def quota_allowed(self, day: date) -> int:
+        """This replica's calls for `day`: its share of the group's allowance."""
+        return math.floor(self._share * self.group_allowed(day))
+
+    def group_allowed(self, day: date) -> int:
+        """The group's calls for `day`: quota - reserve - what other API users spent (as last
+        observed that day; nothing before the first reading of a day)."""
+        instance = self._instance_used
+        others = instance[2] if instance is not None and instance[0] == day else 0
+        return group_allowance(self.limits.daily_quota, self.limits.daily_reserve, others)
 
     def quota_remaining(self, day: date) -> int:
-        """Calls this replica may still make on `day`: its share of quota - reserve, less use."""
+        """Calls this replica may still make on `day`: its allowance, less its use."""
         usable = self.limits.daily_quota - self.limits.daily_reserve
         instance = self._instance_used
         if instance is not None and instance[0] == day and instance[1] >= usable:
             return 0
-        allowed = math.floor(self._share * usable)
-        return max(0, allowed - self.quota_used(day))
+        return max(0, self.quota_allowed(day) - self.quota_used(day))
 
     def quota_used(self, day: date) -> int:
         """Calls this replica started on `day`."""

@@ -43,6 +43,11 @@ _NOTHING: frozenset[AudienceId] = frozenset()
 AWAITED = LeadId(0)
 
 
+def takes_bulk(backlog_adds: int, threshold: int | None) -> bool:
+    """Tell whether a list's backlog of `backlog_adds` goes by bulk import (None: never)."""
+    return threshold is not None and backlog_adds >= threshold
+
+
 @dataclass(frozen=True, slots=True)
 class LeadSyncCall:
     """Sync these emails' persons; the results bring their lead ids."""
@@ -391,7 +396,7 @@ class Outbox:
                 continue
             if buffer.waiting(Lane.BACKLOG) < threshold:
                 continue  # the cheap test first: counting the adds walks the lane
-            if buffer.count(Lane.BACKLOG, lambda member: member) < threshold:
+            if not takes_bulk(buffer.count(Lane.BACKLOG, lambda member: member), threshold):
                 continue
             taken = buffer.take_lane(Lane.BACKLOG, lambda _profile, member: member)
             for item in taken:

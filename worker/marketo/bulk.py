@@ -153,6 +153,13 @@ class BulkClient:
             raise ExportFileMissing("http_404", f"no file for export {_job_id(export_id)}")
         return _ranged(reply, byte_range)
 
+    async def export_jobs(self, status: str = "Completed") -> list[ExportStatus]:
+        """The export jobs of the past 7 days in `status` (the first page: up to 300 jobs)."""
+        query: Query = (("status", status), ("batchSize", "300"))
+        request = Request("bulk_export_jobs", "GET", f"{EXPORT_PATH}.json", query)
+        reply = await self._transport.send(request, rs.RAW_ROWS)
+        return rs.export_jobs("bulk_export_jobs", reply)
+
     async def _job(
         self, endpoint: Endpoint, method: str, export_id: str, verb: str
     ) -> ExportStatus:

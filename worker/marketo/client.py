@@ -20,6 +20,7 @@ import structlog
 from worker.core import marketo_api as codes
 from worker.core.ids import LeadId, ListId
 from worker.core.marketo_api import MAX_BATCH
+from worker.core.usage import DailyUsage, daily_usage
 from worker.errors import MarketoUnavailable, RequestRejected
 from worker.marketo import responses as rs
 from worker.marketo.bulk import BulkClient
@@ -247,10 +248,18 @@ class MarketoClient:
 
     async def usage_today(self) -> int:
         """Calls counted against today's quota (0 when Marketo reports none)."""
+        return (await self.usage()).total
+
+    async def usage(self) -> DailyUsage:
+        """Today's calls of the whole instance, and of this client's API user (one call)."""
         reply = await self._transport.send(
             Request("usage", "GET", "/rest/v1/stats/usage.json"), rs.USAGE
         )
-        return reply.result[0].total if reply.result else 0
+        if not reply.result:
+            return DailyUsage(0, 0)
+        day = reply.result[0]
+        users = [(user.user_id, user.count) for user in day.users]
+        return daily_usage(day.total, users, self._transport.api_user)
 
     # ---- reading answers ---------------------------------------------------------------------
 

@@ -88,10 +88,19 @@ class Limiter:
         until_reset_s = seconds_until_midnight(self._wall_clock(), self._zone)
         self._budget.quota_exhausted(now, now + min(until_reset_s, self._quota_probe_s))
 
-    def observe_usage(self, used: int) -> None:
-        """Note the instance's calls today (stats/usage.json); park if the usable quota is spent."""
-        self._budget.observe_usage(quota_day(self._wall_clock(), self._zone), used)
+    def observe_usage(self, used: int, others: int = 0) -> None:
+        """Note the instance's calls today (stats/usage.json), `others` of them by other API
+        users (they shrink this replica's part of the day); park if the usable quota is spent."""
+        self._budget.observe_usage(quota_day(self._wall_clock(), self._zone), used, others)
         self._wake()
+
+    def quota_allowed(self) -> int:
+        """This replica's calls for today: its share of quota - reserve - others' calls."""
+        return self._budget.quota_allowed(quota_day(self._wall_clock(), self._zone))
+
+    def group_allowed(self) -> int:
+        """The group's calls for today: quota - reserve - others' calls."""
+        return self._budget.group_allowed(quota_day(self._wall_clock(), self._zone))
 
     def set_share(self, share: float) -> None:
         """Spend `share` (assigned / total partitions) of the group budget."""

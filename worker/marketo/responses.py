@@ -121,11 +121,19 @@ class DescribeAttribute(msgspec.Struct, frozen=True, rename="camel"):
     rest: RestName | None = None
 
 
+class UsageUser(msgspec.Struct, frozen=True, rename="camel"):
+    """One API user's calls in a day of `/rest/v1/stats/usage.json`."""
+
+    user_id: str = ""
+    count: int = 0
+
+
 class UsageDay(msgspec.Struct, frozen=True):
-    """One day of `/rest/v1/stats/usage.json`."""
+    """One day of `/rest/v1/stats/usage.json`: the instance's calls, and each API user's."""
 
     date: str = ""
     total: int = 0
+    users: list[UsageUser] = []
 
 
 class TokenReply(msgspec.Struct, frozen=True):
@@ -133,6 +141,7 @@ class TokenReply(msgspec.Struct, frozen=True):
 
     access_token: str
     expires_in: float = 0.0
+    scope: str = ""  # the API-only user that owns the custom service
 
 
 class _Head(msgspec.Struct, rename="camel"):
@@ -452,7 +461,19 @@ def import_status(call: str, envelope: Envelope[msgspec.Raw]) -> ImportStatus:
 
 def export_status(call: str, envelope: Envelope[msgspec.Raw]) -> ExportStatus:
     """The export job a create, enqueue, status or cancel call answered."""
-    item = _only_item(call, envelope, ExportJob)
+    return _export(call, _only_item(call, envelope, ExportJob))
+
+
+def export_jobs(call: str, envelope: Envelope[msgspec.Raw]) -> list[ExportStatus]:
+    """Every export job a Get Export Jobs call answered (none: an empty list)."""
+    try:
+        items = [msgspec.json.decode(raw, type=ExportJob) for raw in envelope.result or []]
+    except msgspec.ValidationError as exc:
+        raise RequestRejected("unexpected_result", f"{call}: {exc}") from exc
+    return [_export(call, item) for item in items]
+
+
+def _export(call: str, item: ExportJob) -> ExportStatus:
     state = _EXPORT_STATES.get(item.status)
     if state is None:
         raise RequestRejected("unexpected_result", f"{call}: unknown job status {item.status!r}")

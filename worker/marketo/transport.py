@@ -62,6 +62,7 @@ Endpoint = Literal[
     "bulk_export_status",
     "bulk_export_file",
     "bulk_export_cancel",
+    "bulk_export_jobs",
 ]
 Query = tuple[tuple[str, str], ...]
 Headers = tuple[tuple[str, str], ...]
@@ -229,6 +230,9 @@ class Transport:
         self._rng = rng or random.Random()
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
+        # The API user the identity answer named (`scope`): whose line of the usage stats is
+        # ours. None until a token is fetched, or when Marketo names none.
+        self.api_user: str | None = None
 
     async def close(self) -> None:
         """Close the session if this transport opened it."""
@@ -413,6 +417,7 @@ class Transport:
         # would only loop, so a reused token is kept until its expiry.
         renew_at_s = expires_at_s + _EXPIRY_SLACK_S if reused else expires_at_s - _RENEW_BEFORE_S
         _log.info("marketo.token_refreshed", expires_in_s=reply.expires_in, reused=reused)
+        self.api_user = reply.scope or None
         return _Token(reply.access_token, expires_at_s, renew_at_s)
 
 

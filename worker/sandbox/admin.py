@@ -13,7 +13,7 @@ from worker.sandbox import faults as fault_rules
 from worker.sandbox.bulk_export import BulkExports
 from worker.sandbox.bulk_import import BulkImports
 from worker.sandbox.gate import Gate
-from worker.sandbox.identity import TokenBook
+from worker.sandbox.identity import Services
 from worker.sandbox.store import Store, snapshot
 
 
@@ -24,7 +24,7 @@ class Inspected(Protocol):
     gate: Gate
     bulk_imports: BulkImports
     bulk_exports: BulkExports
-    tokens: TokenBook
+    tokens: Services
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
 
@@ -64,7 +64,7 @@ async def _set_faults(sandbox: Inspected, request: web.Request) -> web.Response:
     if spec.get("revoke_tokens"):
         sandbox.tokens.revoke_all()
     if spec.get("exhaust_quota"):
-        gate.quota.exhaust(sandbox.wall_clock())
+        gate.quota.exhaust(sandbox.wall_clock(), sandbox.tokens.primary.user_id)
     return _json(fault_rules.describe(gate.faults, now_s))
 
 

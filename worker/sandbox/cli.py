@@ -18,6 +18,7 @@ from worker.sandbox.bulk_export import MB, ExportConfig
 from worker.sandbox.bulk_import import DEFAULT_ROWS_PER_S
 from worker.sandbox.faults import Faults
 from worker.sandbox.gate import LimitConfig
+from worker.sandbox.identity import ApiUser
 from worker.sandbox.limits import QuotaDay
 from worker.sandbox.server import Sandbox, SandboxConfig, build_app, make_runner
 from worker.sandbox.store import StateFileError
@@ -34,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8099, help="0 picks a free port")
     p.add_argument("--client-id", default=os.environ.get("MARKETO_CLIENT_ID"))
     p.add_argument("--client-secret", default=os.environ.get("MARKETO_CLIENT_SECRET"))
+    p.add_argument(
+        "--api-user",
+        action="append",
+        metavar="CLIENT_ID:SECRET:USER_ID",
+        help="another custom service (another integration), its calls counted under USER_ID "
+        "in the usage stats (repeatable)",
+    )
     p.add_argument("--token-ttl-s", type=float, default=3600.0)
     p.add_argument("--strict-auth", action="store_true", help="refuse access_token parameters")
     p.add_argument("--folder", action="append", help="a list folder to create (repeatable)")
@@ -123,7 +131,17 @@ def config_from(args: argparse.Namespace, now_s: float) -> SandboxConfig:
             status_interval_s=args.bulk_status_interval_s,
             daily_bytes=int(args.bulk_export_daily_mb * MB),
         ),
+        api_users=tuple(api_user(spec) for spec in args.api_user or ()),
     )
+
+
+def api_user(spec: str) -> ApiUser:
+    """`CLIENT_ID:SECRET:USER_ID` (a user id holds no colon; a secret may) as an ApiUser."""
+    head, _, user_id = spec.rpartition(":")
+    client_id, _, secret = head.partition(":")
+    if not (client_id and secret and user_id):
+        raise ValueError(f"--api-user {spec.split(':')[0]}:...: give CLIENT_ID:SECRET:USER_ID")
+    return ApiUser(client_id, secret, user_id)
 
 
 async def serve(
@@ -169,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{flag.replace('_', '-')} must be 0 or more")
     if args.state_file is not None:
         _check_state_folder(parser, args.state_file)
-    config = config_from(args, time.monotonic())
+    try:
+        config = config_from(args, time.monotonic())
+    except ValueError as error:
+        parser.error(str(error))
     try:
         asyncio.run(serve(config, args.host, args.port, _announce))
     except StateFileError as error:

@@ -67,8 +67,9 @@ class Gate:
         rid: str,
         times: tuple[float, float],
         work: Callable[[], Reply],
+        user: str,
     ) -> Reply:
-        """Admit the call, apply faults, run `work` and count the answer.
+        """Admit the call of API user `user`, apply faults, run `work` and count the answer.
 
         `times` is (monotonic, wall) at arrival.
         """
@@ -76,17 +77,17 @@ class Gate:
         if not self.concurrency.enter():
             limit = self.config.concurrency
             error = ApiError("615", f"Concurrent access limit '{limit}' reached")
-            return self.finish(endpoint, failure(rid, error, asset=asset), times)
+            return self.finish(endpoint, failure(rid, error, asset=asset), times, user)
         try:
             refusal = self._refusal(now_s, wall_s)
             if refusal is not None:
-                return self.finish(endpoint, failure(rid, refusal, asset=asset), times)
+                return self.finish(endpoint, failure(rid, refusal, asset=asset), times, user)
             self.window.record(now_s)
-            self.quota.use(wall_s)
+            self.quota.use(wall_s, user)
             reply = await self._answer(asset, rid, work)
             if reply.code in UNCOUNTED:
                 self.window.forget(now_s)
-                self.quota.refund(wall_s)
+                self.quota.refund(wall_s, user)
             self._tally(endpoint, reply.code, wall_s)
             return reply
         finally:
@@ -108,12 +109,15 @@ class Gate:
         except ApiError as error:
             return failure(rid, error, asset=asset)
 
-    def finish(self, endpoint: str, reply: Reply, times: tuple[float, float]) -> Reply:
-        """Count an answer given without running the call (auth errors, refusals)."""
+    def finish(
+        self, endpoint: str, reply: Reply, times: tuple[float, float], user: str = ""
+    ) -> Reply:
+        """Count an answer given without running the call (auth errors, refusals); `user` is
+        the caller's API user ("" before authentication: those answers are never counted)."""
         now_s, wall_s = times
         if reply.code in REJECTIONS and self.config.count_rejections:
             self.window.record(now_s)
-            self.quota.use(wall_s)
+            self.quota.use(wall_s, user)
         self._tally(endpoint, reply.code, wall_s)
         return reply
 

@@ -3,7 +3,7 @@
 Pure: every method takes `now_s`; a limit of 0 means off. Limits: docs/marketo-facts.md.
 """
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -98,40 +98,51 @@ class QuotaDay:
 
 
 class DailyQuota:
-    """At most `quota` counted calls per quota day (Marketo: 50,000, reset at midnight CST)."""
+    """At most `quota` counted calls per quota day (Marketo: 50,000, reset at midnight CST),
+    and today's count per API user (the usage stats' breakdown)."""
 
     def __init__(self, quota: int, day: QuotaDay) -> None:
         self.quota = quota
         self.day = day
         self._key = ""
         self.used = 0
+        self.by_user: Counter[str] = Counter()
 
     def _roll(self, wall_s: float) -> None:
         key = self.day.key(wall_s)
         if key != self._key:
-            self._key, self.used = key, 0
+            self._key, self.used, self.by_user = key, 0, Counter()
 
     def is_exhausted(self, wall_s: float) -> bool:
         """Whether the day's quota is spent."""
         self._roll(wall_s)
         return self.quota > 0 and self.used >= self.quota
 
-    def use(self, wall_s: float) -> None:
-        """Count one call against today's quota."""
+    def use(self, wall_s: float, user: str) -> None:
+        """Count one call of API user `user` against today's quota."""
         self._roll(wall_s)
         self.used += 1
+        self.by_user[user] += 1
 
-    def refund(self, wall_s: float) -> None:
+    def refund(self, wall_s: float, user: str) -> None:
         """Un-count a call whose answer is not counted."""
         self._roll(wall_s)
-        self.used = max(0, self.used - 1)
+        if self.by_user[user] > 0:
+            self.used -= 1
+            self.by_user[user] -= 1
 
-    def exhaust(self, wall_s: float) -> None:
-        """Spend the rest of today's quota now (fault injection)."""
+    def exhaust(self, wall_s: float, user: str) -> None:
+        """Spend the rest of today's quota now, as API user `user` (fault injection)."""
         self._roll(wall_s)
+        self.by_user[user] += max(0, self.quota - self.used)
         self.used = max(self.used, self.quota)
 
     def used_today(self, wall_s: float) -> int:
         """Counted calls so far today."""
         self._roll(wall_s)
         return self.used
+
+    def users_today(self, wall_s: float) -> list[tuple[str, int]]:
+        """Each API user's counted calls today (those with none left out), by user id."""
+        self._roll(wall_s)
+        return sorted((user, count) for user, count in self.by_user.items() if count > 0)

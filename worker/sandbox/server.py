@@ -21,7 +21,7 @@ from worker.sandbox.endpoints import build_router
 from worker.sandbox.envelope import ApiError, Reply, failure, http_error, request_id
 from worker.sandbox.faults import Faults
 from worker.sandbox.gate import Gate, LimitConfig
-from worker.sandbox.identity import TokenBook, token_headers, token_reply
+from worker.sandbox.identity import ApiUser, Services, TokenBook, token_headers, token_reply
 from worker.sandbox.params import Call
 from worker.sandbox.routes import Body, Route
 
@@ -47,6 +47,7 @@ class SandboxConfig:
     seed: int | None = None
     bulk_rows_per_s: float = bulk_import.DEFAULT_ROWS_PER_S  # bulk import's only setting
     bulk_export: ExportConfig = field(default_factory=ExportConfig)
+    api_users: tuple[ApiUser, ...] = ()  # other custom services (other integrations)
 
 
 def _send(reply: Reply, extra: dict[str, str] | None = None) -> web.Response:
@@ -79,7 +80,11 @@ class Sandbox:
             if path is not None
             else store.new_store(config.folders, now_s)
         )
-        self.tokens = TokenBook(config.client_id, config.client_secret, config.token_ttl_s)
+        ttl_s = config.token_ttl_s
+        books = [TokenBook(config.client_id, config.client_secret, ttl_s)]
+        for other in config.api_users:
+            books.append(TokenBook(other.client_id, other.client_secret, ttl_s, other.user_id))
+        self.tokens = Services(books)
         self.gate = Gate(config.limits, config.faults, config.seed)
         self.bulk_imports = BulkImports(self.store, clock, config.bulk_rows_per_s)
         self.bulk_exports = BulkExports(
@@ -151,7 +156,7 @@ class Sandbox:
             problem = error
         name = "unknown" if route is None else route.name
         try:
-            self._authenticate(request, params, times[0])
+            user = self._authenticate(request, params, times[0])
         except ApiError as error:
             return self.gate.finish(name, failure(rid, error, asset=asset), times)
         call = Call(rid, params, None, path_id, times[1], request.headers)
@@ -159,20 +164,22 @@ class Sandbox:
             work = partial(_raise, problem or ApiError("610", "Requested resource not found"))
         else:
             work = partial(_execute, route, call, body)
-        return await self.gate.run(name, asset, rid, times, work)
+        return await self.gate.run(name, asset, rid, times, work, user)
 
-    def _authenticate(self, request: web.Request, params: MultiMapping[str], now_s: float) -> None:
+    def _authenticate(self, request: web.Request, params: MultiMapping[str], now_s: float) -> str:
+        """The API user whose valid token the request carries; ApiError 601/602 otherwise."""
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
         param_token = params.get("access_token")
         if param_token is not None and self.config.strict_auth:
             raise ApiError("601", "Access token in query or body is not accepted; use the header")
         token = token or param_token or ""
-        code = self.tokens.check(token, now_s) if token else "601"
+        code, user = self.tokens.check(token, now_s) if token else ("601", "")
         if code == "602":
             raise ApiError("602", "Access token expired")
         if code is not None:
             raise ApiError("601", "Access token invalid")
+        return user
 
 
 def _params(request: web.Request, body: bytes) -> MultiMapping[str]:

@@ -6,7 +6,6 @@
 from collections import Counter
 
 from worker.sandbox.envelope import Reply, lead_db_ok
-from worker.sandbox.identity import SCOPE
 from worker.sandbox.limits import DailyQuota
 from worker.sandbox.params import Call
 
@@ -52,9 +51,9 @@ class Usage:
             self._day, self._errors = day, Counter()
 
     def usage(self, call: Call) -> Reply:
-        """`GET /rest/v1/stats/usage.json`."""
+        """`GET /rest/v1/stats/usage.json`: today's counted calls, and each API user's."""
         used = self.quota.used_today(call.now_s)
-        users = [{"userId": SCOPE, "count": used}] if used else []
+        users = [{"userId": u, "count": n} for u, n in self.quota.users_today(call.now_s)]
         date = self.quota.day.label(call.now_s)
         return lead_db_ok(call.rid, [{"date": date, "total": used, "users": users}])
 

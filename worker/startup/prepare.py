@@ -8,7 +8,7 @@ from worker.core.fields import Converter
 from worker.core.ids import AudienceId, ListId
 from worker.errors import ConfigError, RequestRejected
 from worker.marketo.client import MarketoClient
-from worker.marketo.limiter import Limiter
+from worker.quota_watch import QuotaWatch
 from worker.settings import Settings
 from worker.startup.checks import startup_checks
 from worker.startup.progress import StartUp
@@ -16,12 +16,13 @@ from worker.startup.provisioning import resolve_lists
 
 
 async def prepare(
-    settings: Settings, client: MarketoClient, limiter: Limiter, progress: StartUp
+    settings: Settings, client: MarketoClient, watch: QuotaWatch, progress: StartUp
 ) -> tuple[Converter, dict[AudienceId, ListId]]:
-    """Start-up against Marketo: the day's usage, the mapped fields, each audience's list."""
+    """Start-up against Marketo: the day's usage (the whole instance's, other API users' calls
+    shrinking this worker's share), the mapped fields, each audience's list."""
     progress.enter("usage check")
     try:
-        limiter.observe_usage(await client.usage_today())  # also proves the credentials
+        await watch.read()  # also proves the credentials
     except RequestRejected as exc:
         # bad credentials (401) or base_url (3xx/4xx): a configuration error, not a crash
         raise ConfigError(f"marketo: {exc}: check base_url and MARKETO_CLIENT_*") from None

@@ -52,6 +52,42 @@ class Metrics:
         self.daily_quota_remaining = Gauge(
             f"{p}daily_quota_remaining", "This replica's calls left today", registry=r
         )
+        # the instance's day as Marketo's usage stats last showed it (read every
+        # marketo.budget.usage_interval_s): other API users' calls shrink the group's share
+        self.quota_instance_today = Gauge(
+            f"{p}quota_instance_calls_today",
+            "Calls of every API user today, as Marketo's usage stats last showed it",
+            registry=r,
+        )
+        self.quota_others_today = Gauge(
+            f"{p}quota_others_today",
+            "Calls other API users (other integrations) made today, at the last usage reading",
+            registry=r,
+        )
+        self.daily_quota_allowed = Gauge(
+            f"{p}daily_quota_allowed",
+            "This replica's calls for today: its share of quota - reserve - others' calls",
+            registry=r,
+        )
+        # the bulk lane's imports (worker/bulk_lane.py): jobs reaching each state (queued,
+        # importing, complete, failed), those in flight by state, and the completed jobs' rows
+        self.bulk_jobs = Counter(
+            f"{p}bulk_jobs", "Bulk import jobs that reached a state", ["state"], registry=r
+        )
+        self.bulk_jobs_in_flight = Gauge(
+            f"{p}bulk_jobs_in_flight", "Bulk import jobs in flight, by state", ["state"], registry=r
+        )
+        self.bulk_rows = Counter(
+            f"{p}bulk_rows",
+            "Rows of completed bulk imports: imported, failed, warned",
+            ["outcome"],
+            registry=r,
+        )
+        self.bulk_export_bytes_today = Gauge(
+            f"{p}bulk_export_bytes_today",
+            "Bulk extract file bytes the instance used of today's allocation (500 MB)",
+            registry=r,
+        )
         self.end_to_end_latency = Histogram(
             f"{p}end_to_end_latency_seconds",
             "Event ts to Marketo acknowledgement",

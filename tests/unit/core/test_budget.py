@@ -297,6 +297,28 @@ def test_instance_usage_at_quota_minus_reserve_spends_the_quota() -> None:
     assert budget.quota_remaining(date(2026, 11, 29)) == 900
 
 
+def test_others_calls_shrink_the_daily_allowance() -> None:
+    """Other API users' calls today come off quota - reserve before the share is taken."""
+    budget = Budget(limits(quota=1000, reserve=100), share=0.5, now=0.0)
+    budget.observe_usage(DAY, 300, 300)
+    assert (budget.group_allowed(DAY), budget.quota_allowed(DAY)) == (600, 300)
+    assert budget.quota_remaining(DAY) == 300
+
+
+def test_others_calls_of_another_day_do_not_count() -> None:
+    """A reading of yesterday's others leaves today's allowance whole."""
+    budget = Budget(limits(quota=1000, reserve=100), now=0.0)
+    budget.observe_usage(DAY, 300, 300)
+    assert budget.quota_remaining(date(2026, 11, 29)) == 900
+
+
+def test_others_spending_past_the_usable_quota_leave_nothing() -> None:
+    """Others at quota - reserve or more leave this replica no call today."""
+    budget = Budget(limits(quota=1000, reserve=100), now=0.0)
+    budget.observe_usage(DAY, 950, 950)
+    assert budget.quota_remaining(DAY) == 0
+
+
 def test_park_blocks_until_its_end() -> None:
     """A park (quota spent until midnight) holds every call until it ends."""
     budget = Budget(limits(), now=0.0)

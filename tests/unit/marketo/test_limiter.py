@@ -249,6 +249,22 @@ async def test_instance_usage_at_usable_quota_parks_until_midnight() -> None:
     assert limiter.quota_parked_until() == 3600.0
 
 
+async def test_others_calls_spending_the_usable_quota_park_until_midnight() -> None:
+    """Other API users having spent quota - reserve leave this replica nothing: it parks."""
+    vt = VirtualTime()
+    limiter, _ = build(vt, quota=1000, reserve=100)
+    limiter.observe_usage(900, others=900)
+    assert (limiter.quota_allowed(), limiter.quota_parked_until()) == (0, 3600.0)
+
+
+async def test_others_calls_shrink_this_replicas_calls_today() -> None:
+    """300 calls of others leave this replica quota - reserve - 300 of the day."""
+    vt = VirtualTime()
+    limiter, _ = build(vt, quota=1000, reserve=100)
+    limiter.observe_usage(300, others=300)
+    assert (limiter.group_allowed(), limiter.quota_remaining()) == (600, 600)
+
+
 async def test_a_larger_share_gives_back_the_calls_a_spent_quota_held() -> None:
     """A replica that spent its part of the day calls again once a rebalance raises its
     share, long before midnight."""
