@@ -18,11 +18,11 @@ from worker.core.budget import (
     Budget,
     BudgetLimits,
     CallTicket,
-    StreamReserve,
     quota_day,
     seconds_until_midnight,
 )
 from worker.core.buffers import Lane
+from worker.core.stream_reserve import StreamReserve
 
 if TYPE_CHECKING:
     from worker.settings import MarketoSettings
@@ -61,7 +61,7 @@ class Limiter:
         # Set (and replaced) whenever room may have freed: a call finished or the share changed.
         self._changed = asyncio.Event()
         self._waiting = 0  # calls in `_acquire` that found no room and wait for it
-        self._reserve = StreamReserve(budget.limits.window_s, clock())
+        self._reserve = StreamReserve(budget.limits.window_s)
 
     @asynccontextmanager
     async def call(self) -> AsyncIterator[None]:
@@ -108,7 +108,7 @@ class Limiter:
         budget = self._budget
         kept_free = 0
         if lane is Lane.BACKLOG:
-            kept_free = self._reserve.kept_free(now, budget.calls_limit)
+            kept_free = self._reserve.kept_free(now, budget.calls_limit, budget.leaving(now))
         free = min(
             budget.room(now, kept_free=kept_free),
             budget.quota_remaining(quota_day(wall, self._zone)),
