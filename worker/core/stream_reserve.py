@@ -39,16 +39,17 @@ class StreamReserve:
         self._started.append(now)
 
     def rate(self, now: float) -> float:
-        """The stream's calls per second over the last `horizon_s` (its first calls: over the
-        time since the first, at least a second, so a stream just started is not read as idle)."""
+        """The stream's calls per second over the `horizon_s` before its latest call (its first
+        calls: since the first, over a second at least, so a stream just started is not read as
+        idle); read at its latest call, so the rate does not sag between two of them."""
         started = self._started
         while started and started[0] + self._window_s <= now:
             started.popleft()
-        if self._first is None:
+        if self._first is None or not started or now - started[-1] > self._horizon_s:
             return 0.0
-        span = min(self._horizon_s, max(1.0, now - self._first))
-        recent = sum(1 for at in started if at > now - span)
-        return recent / span
+        last = started[-1]
+        span = min(self._horizon_s, max(1.0, last - self._first))
+        return sum(1 for at in started if at > last - span) / span
 
     def kept_free(self, now: float, calls_limit: int, leaving: Sequence[float]) -> int:
         """Calls of the window the backlog must leave free at `now`, of `calls_limit`.
