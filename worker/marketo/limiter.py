@@ -116,9 +116,11 @@ class Limiter:
         return max(0, free - self._waiting)
 
     def taken(self, lane: Lane) -> None:
-        """A call of `lane` was taken to start now (the stream's count against its reserve)."""
+        """A call of `lane` was taken to start now (the reserve reads the lanes' needs so)."""
         if lane is Lane.STREAM:
             self._reserve.stream_started(self._clock())
+        else:
+            self._reserve.backlog_started(self._clock())
 
     def quota_remaining(self) -> int:
         """This replica's calls left today (its share of the daily quota minus the reserve)."""

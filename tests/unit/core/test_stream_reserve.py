@@ -17,10 +17,19 @@ from worker.core.stream_reserve import StreamReserve
 DAY = date(2026, 11, 28)
 
 
-def test_an_unseen_stream_is_kept_only_the_spare() -> None:
-    """Before the stream's first call, the backlog leaves one call in fifty."""
+def test_a_stream_not_seen_yet_is_kept_half_for_the_backlogs_first_two_seconds() -> None:
+    """At a start, before any call of the stream, the backlog leaves half the window."""
     reserve = StreamReserve(20.0)
-    assert reserve.kept_free(0.0, 100, ()) == 2
+    assert reserve.kept_free(0.0, 100, ()) == 50
+    reserve.backlog_started(3.0)
+    assert reserve.kept_free(4.9, 100, ()) == 50
+
+
+def test_then_a_stream_not_seen_is_kept_only_the_spare() -> None:
+    """Two seconds after the backlog's first call, with no stream call, one call in fifty."""
+    reserve = StreamReserve(20.0)
+    reserve.backlog_started(3.0)
+    assert reserve.kept_free(5.0, 100, ()) == 2
 
 
 def test_a_steady_stream_is_kept_its_next_window() -> None:
@@ -68,6 +77,7 @@ def test_the_rate_does_not_sag_between_two_calls() -> None:
 def test_a_stream_quiet_for_the_horizon_is_read_as_idle() -> None:
     """Four seconds after the stream's last call, nothing is kept for it but the spare."""
     reserve = StreamReserve(20.0)
+    reserve.backlog_started(0.0)
     reserve.stream_started(1.0)
     assert reserve.rate(5.0) == pytest.approx(1.0)
     assert reserve.rate(5.01) == 0.0
@@ -125,6 +135,7 @@ class Run:
             reserve.stream_started(now)
             self.stream_waits.append(now - self._due_stream.pop(0))
             return
+        reserve.backlog_started(now)
         self.backlog -= 1
         if self.backlog == 0:
             self.backlog_done_at = now

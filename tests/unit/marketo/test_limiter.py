@@ -315,10 +315,11 @@ async def test_room_leaves_out_the_calls_already_waiting() -> None:
 
 
 def test_a_backlog_call_leaves_the_stream_its_reserve() -> None:
-    """The backlog leaves a stream not seen yet one call in fifty; once the stream has taken a
-    call (one a second, read over a second), the window's worth of its calls besides."""
+    """The backlog leaves a stream not seen yet half the window at first; once the stream has
+    taken a call (one a second, read over a second), a window's worth of such calls and the
+    spare (one in fifty)."""
     limiter, _ = build(VirtualTime(), calls=100, window_s=20.0, concurrency=100)
-    assert (limiter.room(Lane.BACKLOG), limiter.room(Lane.STREAM)) == (98, 100)
+    assert (limiter.room(Lane.BACKLOG), limiter.room(Lane.STREAM)) == (50, 100)
     limiter.taken(Lane.STREAM)
     assert limiter.room(Lane.BACKLOG) == 100 - (20 + 2)
 
