@@ -5,7 +5,7 @@ slot is free and the budget has room for it to start at once (`room`, the limite
 entries keep coalescing while they wait, budget goes to the fullest buffers first (the most
 records per call), and no call taken early waits for the window ahead of a later, more urgent
 one (a streamed change behind a backlog). A backlog's call also leaves free the part of the
-window the stream is expected to need (worker.core.budget.StreamReserve). A shutdown's drain
+window the stream is expected to need (worker.core.stream_reserve). A shutdown's drain
 takes calls regardless. A call
 that still fails after the client's retries is put back (its offsets stay held); one Marketo
 refuses for good becomes rejections. The outbox keeps the offset holds: a call is only ever

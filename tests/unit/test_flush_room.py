@@ -112,9 +112,9 @@ async def run_for(flusher: Flusher, ticks: Ticks, seconds: float) -> None:
 async def test_no_call_is_taken_while_the_window_is_full(
     make_core: MakeCore, make_flusher: MakeFlusher, clock: FakeClock
 ) -> None:
-    """A backlog of 30 calls' worth against 10 calls a window, the stream quiet for a window: the
-    backlog starts 9 (a tenth of the window kept free for the stream), the rest stay buffered,
-    no task waiting in the limiter."""
+    """A backlog of 30 calls' worth against 10 calls a window, no stream: the backlog starts 9
+    (one call of the window kept free, the spare), the rest stay buffered, no task waiting in
+    the limiter."""
     ticks = Ticks(clock)
     flusher, writer = limited_flusher(make_core, make_flusher, ticks)
     await after_a_window(flusher, ticks)
@@ -125,15 +125,18 @@ async def test_no_call_is_taken_while_the_window_is_full(
     assert flusher.outbox.size() == 9000 - 9 * 300
 
 
-async def test_in_the_first_window_a_backlog_leaves_the_stream_its_half(
+async def test_a_backlog_leaves_a_stream_not_seen_yet_half_the_window_at_first(
     make_core: MakeCore, make_flusher: MakeFlusher, clock: FakeClock
 ) -> None:
-    """Before a whole window has shown what the stream needs, a backlog uses half of it."""
+    """Before any call of the stream has shown its need, a backlog uses half of the window for
+    its first two seconds, then all but the spare."""
     ticks = Ticks(clock)
     flusher, writer = limited_flusher(make_core, make_flusher, ticks)
     queue(flusher, A, 9000, offset=None)
-    await run_for(flusher, ticks, 10.0)
+    await run_for(flusher, ticks, 1.9)
     assert len(writer.calls) == 5
+    await run_for(flusher, ticks, 8.1)
+    assert len(writer.calls) == 9
 
 
 async def test_a_streamed_add_starts_within_the_linger_while_a_backlog_fills_the_window(
@@ -153,25 +156,28 @@ async def test_a_streamed_add_starts_within_the_linger_while_a_backlog_fills_the
     assert b_call <= queued_at + LINGER_S + 2 * STEP_S
 
 
-async def test_a_streamed_add_starts_first_when_the_window_frees(
+async def test_a_streamed_add_waiting_for_the_window_starts_when_it_frees(
     make_core: MakeCore, make_flusher: MakeFlusher, clock: FakeClock
 ) -> None:
-    """The window spent (the backlog's part, and a streamed add in the rest), a second streamed
-    add is the first call to start when the window has room again, not behind ten backlog
-    calls."""
+    """The window spent (the backlog's half, and five streamed adds in the rest), a sixth
+    streamed add starts as soon as the window has room again, behind one backlog call at most
+    (the lanes take turns), not behind the ten the window frees for."""
     ticks = Ticks(clock)
     flusher, writer = limited_flusher(make_core, make_flusher, ticks)
     await after_a_window(flusher, ticks)
     queue(flusher, A, 9000, offset=None)
-    queue(flusher, B, 1, offset=0, first=50_000)
-    await run_for(flusher, ticks, 2.0)
-    freed_at = clock.now - 2.0 + CALL_S + WINDOW_S
-    queue(flusher, B, 1, offset=1, first=60_000)
-    await run_for(flusher, ticks, WINDOW_S + 5.0)
+    for change in range(6):
+        queue(flusher, B, 1, offset=change, first=50_000 + 1000 * change)
+        await run_for(flusher, ticks, LINGER_S + 0.5)
+    backlog_at = min(at for at, target in writer.calls if target == LISTS[A])
+    freed_at = backlog_at + CALL_S + WINDOW_S
     b_calls = [at for at, target in writer.calls if target == LISTS[B]]
-    after_window = [at for at, _ in writer.calls if at > freed_at - 1.0]
-    assert b_calls[1] == min(after_window)
-    assert b_calls[1] <= freed_at + 2 * STEP_S
+    assert len(b_calls) == 5  # the sixth waits: the window is full
+    await run_for(flusher, ticks, WINDOW_S)
+    b_calls = [at for at, target in writer.calls if target == LISTS[B]]
+    ahead = [at for at, target in writer.calls if freed_at <= at < b_calls[5]]
+    assert b_calls[5] <= freed_at + 2 * STEP_S
+    assert len(ahead) <= 1
 
 
 async def test_a_shutdown_drain_takes_calls_without_room(

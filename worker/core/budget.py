@@ -146,6 +146,12 @@ class Budget:
         self._advance(now)
         return len(self._live) + len(self._finished)
 
+    def leaving(self, now: float) -> tuple[float, ...]:
+        """When each finished call still counted leaves the window, earliest first."""
+        self._advance(now)
+        window_s = self.limits.window_s
+        return tuple(at + window_s for at in self._finished)
+
     def wait_s(self, now: float) -> float:
         """0.0 if a call may start now, else a time to check again (no later than the earliest).
 
@@ -296,39 +302,6 @@ class Budget:
         if excess > len(self._finished):  # room frees only after calls in flight finish
             return POLL_S
         return self._finished[excess - 1] + self.limits.window_s - now
-
-
-class StreamReserve:
-    """The calls of the window a backlog leaves free for the stream (docs/message-flow.md).
-
-    A backlog spending the whole window at once would leave the stream without a call until
-    that window has passed. So the backlog starts a call only while the window keeps free what
-    the stream is expected to use in it: as many calls as the stream started in the last window,
-    plus a tenth of the window for its growth, at most half the window (each lane has at least
-    half); before a whole window has been seen, the stream's half, since what it needs is not
-    known yet. The stream's own calls count against what is kept free as they start.
-    """
-
-    def __init__(self, window_s: float, now: float) -> None:
-        self._window_s = window_s
-        self._since = now
-        self._started: deque[float] = deque()  # the stream's calls started in the last window
-
-    def stream_started(self, now: float) -> None:
-        """Note a call of the stream starting at `now`."""
-        self._started.append(now)
-
-    def kept_free(self, now: float, calls_limit: int) -> int:
-        """Calls of the window the backlog must leave free at `now`, of `calls_limit`."""
-        started = self._started
-        while started and started[0] + self._window_s <= now:
-            started.popleft()
-        half = calls_limit // 2
-        if now - self._since < self._window_s:
-            expected = half
-        else:
-            expected = min(half, len(started) + max(1, calls_limit // 10))
-        return max(0, expected - len(started))
 
 
 def _check_share(share: float) -> None:

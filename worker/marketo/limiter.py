@@ -18,11 +18,11 @@ from worker.core.budget import (
     Budget,
     BudgetLimits,
     CallTicket,
-    StreamReserve,
     quota_day,
     seconds_until_midnight,
 )
 from worker.core.buffers import Lane
+from worker.core.stream_reserve import StreamReserve
 
 if TYPE_CHECKING:
     from worker.settings import MarketoSettings
@@ -61,7 +61,7 @@ class Limiter:
         # Set (and replaced) whenever room may have freed: a call finished or the share changed.
         self._changed = asyncio.Event()
         self._waiting = 0  # calls in `_acquire` that found no room and wait for it
-        self._reserve = StreamReserve(budget.limits.window_s, clock())
+        self._reserve = StreamReserve(budget.limits.window_s)
 
     @asynccontextmanager
     async def call(self) -> AsyncIterator[None]:
@@ -117,7 +117,7 @@ class Limiter:
         budget = self._budget
         kept_free = 0
         if lane is Lane.BACKLOG:
-            kept_free = self._reserve.kept_free(now, budget.calls_limit)
+            kept_free = self._reserve.kept_free(now, budget.calls_limit, budget.leaving(now))
         free = min(
             budget.room(now, kept_free=kept_free),
             budget.quota_remaining(quota_day(wall, self._zone)),
@@ -125,9 +125,11 @@ class Limiter:
         return max(0, free - self._waiting)
 
     def taken(self, lane: Lane) -> None:
-        """A call of `lane` was taken to start now (the stream's count against its reserve)."""
+        """A call of `lane` was taken to start now (the reserve reads the lanes' needs so)."""
         if lane is Lane.STREAM:
             self._reserve.stream_started(self._clock())
+        else:
+            self._reserve.backlog_started(self._clock())
 
     def quota_remaining(self) -> int:
         """This replica's calls left today (its share of the daily quota minus the reserve)."""

@@ -16,7 +16,6 @@ from worker.core.budget import (
     Budget,
     BudgetLimits,
     CallTicket,
-    StreamReserve,
     portion,
     quota_day,
     seconds_until_midnight,
@@ -102,24 +101,14 @@ def test_room_is_the_calls_the_window_and_the_concurrency_both_allow() -> None:
     assert budget.room(8.0, kept_free=1) == 1
 
 
-def test_the_stream_is_kept_its_half_of_the_window_until_a_window_shows_its_need() -> None:
-    """In the first window the backlog leaves half of it, less what the stream started."""
-    reserve = StreamReserve(20.0, now=0.0)
-    assert reserve.kept_free(0.0, 100) == 50
-    for at in range(10):
-        reserve.stream_started(float(at))
-    assert reserve.kept_free(10.0, 100) == 40
-
-
-def test_then_the_stream_is_kept_what_it_used_plus_a_tenth_at_most_half() -> None:
-    """After a window, what the stream started in the last window plus a tenth, capped at half,
-    less what it started (it counts in the window already)."""
-    reserve = StreamReserve(20.0, now=0.0)
-    assert reserve.kept_free(20.0, 100) == 10
-    for at in range(45):
-        reserve.stream_started(20.0 + at / 10)
-    assert reserve.kept_free(25.0, 100) == 5  # min(50, 45 + 10) - 45
-    assert reserve.kept_free(50.0, 100) == 10  # those 45 have left the window
+def test_leaving_gives_when_each_finished_call_leaves_the_window() -> None:
+    """A finished call leaves `window_s` after its finish; calls in flight are not listed."""
+    budget = Budget(limits(calls=10), now=0.0)
+    call(budget, 0.0, 1.0)
+    call(budget, 2.0, 2.5)
+    budget.start(3.0, day=DAY)
+    assert budget.leaving(4.0) == (21.0, 22.5)
+    assert budget.leaving(21.0) == (22.5,)
 
 
 def test_room_is_none_during_a_606_backoff() -> None:

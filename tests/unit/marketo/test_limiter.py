@@ -331,12 +331,13 @@ async def test_room_leaves_out_the_calls_already_waiting() -> None:
 
 
 def test_a_backlog_call_leaves_the_stream_its_reserve() -> None:
-    """In the first window the backlog has room for half the window, the stream for all of it;
-    each stream call taken counts against what is kept for it."""
-    limiter, _ = build(VirtualTime(), calls=20, window_s=20.0, concurrency=20)
-    assert (limiter.room(Lane.BACKLOG), limiter.room(Lane.STREAM)) == (10, 20)
+    """The backlog leaves a stream not seen yet half the window at first; once the stream has
+    taken a call (one a second, read over a second), a window's worth of such calls and the
+    spare (one in fifty)."""
+    limiter, _ = build(VirtualTime(), calls=100, window_s=20.0, concurrency=100)
+    assert (limiter.room(Lane.BACKLOG), limiter.room(Lane.STREAM)) == (50, 100)
     limiter.taken(Lane.STREAM)
-    assert limiter.room(Lane.BACKLOG) == 11
+    assert limiter.room(Lane.BACKLOG) == 100 - (20 + 2)
 
 
 async def test_share_raised_from_zero_lets_a_waiter_in_after_the_delay() -> None:
