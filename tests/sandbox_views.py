@@ -51,3 +51,21 @@ def sandbox_state(sandbox: SandboxProcess) -> SandboxState:
 def sandbox_stats(sandbox: SandboxProcess) -> SandboxStats:
     """The sandbox's call counters, checked against SandboxStats."""
     return _STATS.validate_python(sandbox.stats(), strict=True)
+
+
+# the calls that read a list's members: REST pages, or the bulk extract's job and file
+READ_ENDPOINTS = (
+    "getListMembers",
+    "createExportLeads",
+    "enqueueExportLeads",
+    "getExportLeadsStatus",
+    "getExportLeadsFile",
+    "cancelExportLeads",
+)
+
+
+def read_calls(sandbox: SandboxProcess) -> dict[str, int]:
+    """The list-reading calls the sandbox counted so far, by endpoint (every outcome)."""
+    calls = sandbox.stats()["calls"]
+    assert isinstance(calls, dict)
+    return {name: sum(calls.get(name, {}).values()) for name in READ_ENDPOINTS}

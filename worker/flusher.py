@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from worker.bulk_lane import BulkLane, BulkWriter
+from worker.bulk_lane import DEFAULT_SLOTS, BulkLane, BulkWriter
 from worker.core.buffers import Lane
 from worker.core.fields import Converter
 from worker.core.ids import AudienceId, LeadId, ListId, Op, ProfileId
@@ -149,7 +149,7 @@ class Flusher:
         parked_until: Callable[[], float | None] = lambda: None,
         room: CallRoom | None = None,
         bulk: BulkWriter | None = None,
-        bulk_slots: Callable[[], int] | None = None,
+        bulk_slots: Callable[[], int] = lambda: DEFAULT_SLOTS,  # imports in Marketo's queue
     ) -> None:
         self.outbox = outbox
         self.writer = writer
@@ -185,11 +185,10 @@ class Flusher:
                 clock,
                 self._spawn_step,
                 self._apply,
+                slots=bulk_slots,
                 watch=BulkMetrics(metrics),
             )
         )
-        if self.bulk is not None and bulk_slots is not None:
-            self.bulk.slots = bulk_slots  # this replica's imports in Marketo's queue at most
 
     def blocked(self, now: float) -> bool:
         """Tell whether Marketo takes no new work at `now` (a backoff, or the quota parked)."""

@@ -41,7 +41,14 @@ from tests.bench.context import Bench, poll_until
 from tests.bench.fleet import BenchWorker, committed, is_ready, write_worker_config
 from tests.bench.results import Metric, Sample
 from tests.bench.wiretap import Call, Wiretap
-from tests.bench.workload import email, fast_producer, list_event, now_ms, produce_all
+from tests.bench.workload import (
+    email,
+    fast_producer,
+    list_audience,
+    list_event,
+    now_ms,
+    produce_all,
+)
 from tests.kafka_support import create_topic
 from worker.sandbox.process import SandboxProcess
 
@@ -60,10 +67,6 @@ METRICS = [
     Metric("stream_changes", "changes"),
     Metric("refused_606_615", "answers", "<=", 0),
 ]
-
-
-def _audience(name: str) -> dict[str, Any]:
-    return {"id": name, "name": name, "rule": f'"{name}" in lists', "list": {"name": name}}
 
 
 def _lists(index: int) -> list[str]:
@@ -144,7 +147,7 @@ def _one_run(bench: Bench, sizes: Sizes) -> Sample:
             bench.bootstrap,
             tap.url,
             topic,
-            [_audience("k"), _audience("s")],
+            [list_audience("k"), list_audience("s")],
             budget=limits.budget(),
             # the REST lane: the bulk lane (flush.bulk_threshold) has its own scenario to come
             flush={"max_linger_s": LINGER_S, "bulk_threshold": None},
@@ -160,7 +163,7 @@ def _one_run(bench: Bench, sizes: Sizes) -> Sample:
         )
         refused_before = refused(sandbox.stats())
         config = yaml.safe_load(first.read_text())
-        config["audiences"].append(_audience("x"))
+        config["audiences"].append(list_audience("x"))
         second = bench.path("activation", ".yaml")
         second.write_text(yaml.safe_dump(config))
         restart_at = time.time()

@@ -34,7 +34,7 @@ from tests.bench.context import Bench, poll_until
 from tests.bench.fleet import BenchWorker, committed, is_ready, write_worker_config
 from tests.bench.results import Metric, Sample
 from tests.bench.wiretap import Call, Wiretap
-from tests.bench.workload import email, list_event, now_ms, produce_all
+from tests.bench.workload import email, list_audience, list_event, now_ms, produce_all
 from tests.kafka_support import create_topic
 from worker.bulk_lane import POLL_MAX_S
 from worker.sandbox.process import SandboxProcess
@@ -60,11 +60,6 @@ METRICS = [
     Metric("stream_changes", "changes"),
     Metric("refused_606_615", "answers", "<=", 0),
 ]
-
-
-def audience(name: str) -> dict[str, Any]:
-    """An audience of the persons carrying `name` in `lists`, to a list of that name."""
-    return {"id": name, "name": name, "rule": f'"{name}" in lists', "list": {"name": name}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +129,14 @@ def _one_run(bench: Bench, sizes: Sizes) -> Sample:
             bench.bootstrap,
             tap.url,
             topic,
-            [audience("s")],
+            [list_audience("s")],
             budget=sizes.limits.budget(),
             flush={"max_linger_s": LINGER_S, **sizes.flush},
             request_timeout_s=bench.request_timeout_s,
         )
         store_profiles(bench, topic, sizes.profiles, ["x"], first)
         config = yaml.safe_load(first.read_text())
-        config["audiences"].append(audience("x"))
+        config["audiences"].append(list_audience("x"))
         second = bench.path(NAME, ".yaml")
         second.write_text(yaml.safe_dump(config))
         stats_before = sandbox.stats()

@@ -23,24 +23,18 @@ import time
 
 import yaml
 
-from tests.bench.bench_activation_bulk import audience, store_profiles
+from tests.bench.bench_activation_bulk import store_profiles
 from tests.bench.bench_drain import BATCH
 from tests.bench.context import Bench, poll_until
 from tests.bench.fleet import BenchWorker, write_worker_config
 from tests.bench.results import Metric, Sample
+from tests.bench.workload import list_audience
 from tests.kafka_support import create_topic
+from tests.sandbox_views import READ_ENDPOINTS, read_calls
 from worker.sandbox.process import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxProcess
 
 NAME = "resync_bulk"
 EXPORT_ROWS_PER_S = 5_000
-READ_ENDPOINTS = (
-    "getListMembers",
-    "createExportLeads",
-    "enqueueExportLeads",
-    "getExportLeadsStatus",
-    "getExportLeadsFile",
-    "cancelExportLeads",
-)
 METRICS = [
     Metric("call_ratio", "x REST", "<=", 0.01, "list-reading calls / REST pages of 300"),
     Metric("calls", "calls", note="create, enqueue, status reads, file ranges; REST pages"),
@@ -68,12 +62,6 @@ def measure(bench: Bench, runs: int) -> list[Sample]:
     return [_one_run(bench, _sizes(bench)) for _ in range(runs)]
 
 
-def _read_calls(sandbox: SandboxProcess) -> dict[str, int]:
-    calls = sandbox.stats()["calls"]
-    assert isinstance(calls, dict)
-    return {name: sum(calls.get(name, {}).values()) for name in READ_ENDPOINTS}
-
-
 def _one_run(bench: Bench, members: int) -> Sample:
     topic = create_topic(bench.bootstrap, 1, prefix=NAME)
     flags = ("--no-limits", "--bulk-rows-per-s", "50000")
@@ -86,14 +74,14 @@ def _one_run(bench: Bench, members: int) -> Sample:
             bench.bootstrap,
             sandbox.url,
             topic,
-            [audience("s")],
+            [list_audience("s")],
             budget=budget,
             flush={"bulk_threshold": 1_000},  # the list is filled by import in quick mode too
             request_timeout_s=bench.request_timeout_s,
         )
         store_profiles(bench, topic, members, ["r"], first, every=1)
         config = yaml.safe_load(first.read_text())
-        config["audiences"].append(audience("r"))
+        config["audiences"].append(list_audience("r"))
         second = bench.path(NAME, ".yaml")
         second.write_text(yaml.safe_dump(config))
         worker = BenchWorker(second, bench.path(NAME, ".log"))
@@ -103,11 +91,11 @@ def _one_run(bench: Bench, members: int) -> Sample:
             )
         finally:
             assert worker.stop(120) == 0, f"the filling worker did not stop; see {worker.log}"
-        before = _read_calls(sandbox)
+        before = read_calls(sandbox)
         started = time.monotonic()
         result = _resync(second, "--audience", "r", "--dry-run", *poll)
         read_s = time.monotonic() - started
-        after = _read_calls(sandbox)
+        after = read_calls(sandbox)
         stats = sandbox.state()
     if result.returncode != 0:
         raise RuntimeError(f"resync exited {result.returncode}: {result.stderr[-2000:]}")

@@ -58,6 +58,11 @@ def audiences(rules: Iterable[str], prefix: str = "a") -> list[dict[str, Any]]:
     ]
 
 
+def list_audience(name: str) -> dict[str, Any]:
+    """An audience of the profiles carrying `name` in `lists`, to a list of that name."""
+    return {"id": name, "name": name, "rule": f'"{name}" in lists', "list": {"name": name}}
+
+
 def list_audiences(count: int) -> list[dict[str, Any]]:
     """`count` audiences `l0`…: a profile is a member of `ln` when "ln" is in its `lists`."""
     return audiences([f'"l{n}" in lists' for n in range(count)], prefix="l")

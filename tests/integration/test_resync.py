@@ -26,21 +26,13 @@ from tests.integration.harness import (
     wait_for_lists,
     write_config,
 )
+from tests.sandbox_views import READ_ENDPOINTS, read_calls
 from worker.sandbox.process import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SandboxProcess
 
 pytestmark = pytest.mark.integration
 AUDIENCES = [{"id": "fr", "name": "France", "rule": 'country == "FR"', "list": {"name": "France"}}]
 WANTED = {f"fr{i}@example.com" for i in range(5)}
 MEMBERSHIP_ENDPOINTS = ("syncLeads", "addToList", "removeFromList")
-# the calls that read a list's members: REST pages, or the bulk extract's job and file
-READ_ENDPOINTS = (
-    "getListMembers",
-    "createExportLeads",
-    "enqueueExportLeads",
-    "getExportLeadsStatus",
-    "getExportLeadsFile",
-    "cancelExportLeads",
-)
 LARGE = 3_000  # members of the large list: ten REST pages
 BULK_ABOVE = "2000"  # the large list is above it, the small one far below
 
@@ -98,13 +90,6 @@ def membership_calls(sandbox: SandboxProcess) -> dict[str, object]:
     calls = sandbox.stats()["calls"]
     assert isinstance(calls, dict)
     return {name: calls.get(name) for name in MEMBERSHIP_ENDPOINTS}
-
-
-def read_calls(sandbox: SandboxProcess) -> dict[str, int]:
-    """The list-reading calls the sandbox counted so far, by endpoint (every outcome)."""
-    calls = sandbox.stats()["calls"]
-    assert isinstance(calls, dict)
-    return {name: sum(calls.get(name, {}).values()) for name in READ_ENDPOINTS}
 
 
 def spent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

@@ -13,15 +13,8 @@ import pytest
 import yaml
 
 from tests.integration.harness import list_members
-from tests.integration.test_resync import (
-    READ_ENDPOINTS,
-    fill_list,
-    read_calls,
-    rest,
-    row,
-    run_command,
-    spent,
-)
+from tests.integration.test_resync import fill_list, rest, row, run_command, spent
+from tests.sandbox_views import READ_ENDPOINTS, read_calls
 from worker.core.marketo_api import MAX_BATCH
 from worker.sandbox.process import SandboxProcess
 
